@@ -1,0 +1,256 @@
+"""Per-partition bucket state: records, fine and interval buckets, and idempotent writes.
+
+A ``BucketState`` holds what one partition of a stage contributes: entity records, fine and
+interval buckets of aggregates, cumulative totals (for Prometheus counters) and a meta
+record (watermark, pipeline counters). Every record is a JSON-able dict stored in one Faust
+table under ``"<partition>|<kind>|<id>"``, so it goes to the changelog partition of its
+input partition, in write order.
+
+Exactly-once effect from at-least-once delivery (docs/reliability.md):
+
+- every record carries ``o``, the input offset through which it includes every event;
+- an event at offset ``x`` changes a record only if ``record.o < x``;
+- a batch is written buckets first, then entity records, then meta, all stamped with
+  ``o = last offset of the batch``. The changelog keeps that order, so if an entity record
+  survived a crash, the bucket writes of its batch survived too.
+
+After a crash Faust re-delivers from the last committed offset; records that already hold
+an event skip it, the others take it. Nothing is lost, nothing counts twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from stream import aggregates
+from stream.lifecycle import Fact
+from stream.windows import WindowClock
+
+Record = dict[str, Any]
+MAX_IDS = 512  # event ids remembered per record (messages of one chat, agent changes)
+
+
+def scopes(queue: str, channel: str, agent: str | None) -> Iterator[str]:
+    """Yield the scope keys a fact counts in (SPEC §2 scopes)."""
+    yield "all"
+    yield f"queue:{queue}"
+    yield f"channel:{channel}"
+    yield f"queue:{queue}|channel:{channel}"
+    if agent:
+        yield f"agent:{agent}"
+
+
+@dataclass(frozen=True)
+class Horizons:
+    """Time limits of the state, seconds, and the text sentiment scorer."""
+
+    lateness: float
+    contact: float
+    open_contact: float
+    scorer: Callable[[str], float]
+
+
+
+class BucketState:
+    """Buckets, totals and meta of one partition of one stage."""
+
+    def __init__(self, partition: int, clock: WindowClock, horizons: Horizons) -> None:
+        self.partition = partition
+        self.clock = clock
+        self.horizons = horizons
+        self.records: dict[str, Record] = {}
+        self.dirty: set[str] = set()
+        self.deleted: set[str] = set()
+        self.fine: dict[int, Record] = {}  # fine bucket start -> bucket record
+        self.intervals: dict[int, Record] = {}  # interval start -> bucket record
+        self.swept_at = 0.0  # watermark of the last sweep over entity records
+        self.meta = self._record(self.meta_key, {"wm": 0.0, "n": {}})
+
+    # -- keys and records -------------------------------------------------------------
+    def key(self, kind: str, ident: str | int) -> str:
+        return f"{self.partition}|{kind}|{ident}"
+
+    def _record(self, key: str, default: Record) -> Record:
+        record = self.records.get(key)
+        if record is None:
+            record = {"o": -1, **default}
+            self.records[key] = record
+            self.deleted.discard(key)
+            self._index_bucket(key, record)
+        return record
+
+    def _index_bucket(self, key: str, record: Record) -> None:
+        _, kind, ident = key.split("|", 2)
+        if kind == "b":
+            self.fine[int(ident)] = record
+        elif kind == "i":
+            self.intervals[int(ident)] = record
+
+    def load(self, items: Iterator[tuple[str, Record]]) -> None:
+        """Rebuild the state from recovered table items of this partition."""
+        for key, record in items:
+            self.records[key] = record
+            self._index_bucket(key, record)
+        self.meta = self._record(self.meta_key, {"wm": 0.0, "n": {}})
+        self.meta.setdefault("n", {})
+
+    @property
+    def watermark(self) -> float:
+        return float(self.meta["wm"])
+
+    def count(self, name: str, n: float = 1.0) -> None:
+        """Bump a pipeline counter kept in the meta record (survives restarts)."""
+        counters = self.meta["n"]
+        counters[name] = counters.get(name, 0) + n
+        self.dirty.add(self.meta_key)
+
+
+    @property
+    def meta_key(self) -> str:
+        return f"{self.partition}|m|meta"
+
+    def advance(self, ts: float, offset: int) -> bool:
+        """Move the watermark for an event; False if meta already holds this offset."""
+        if self.meta["o"] >= offset:
+            return False  # re-delivered after a crash and already reflected everywhere
+        if ts > self.watermark:
+            self.meta["wm"] = ts
+        elif ts < self.watermark - self.horizons.lateness:
+            self.count("late")
+        self.count("processed")
+        return True
+
+    def _seen(self, record: Record, event_id: str) -> bool:
+        ids: list[str] = record.setdefault("ids", [])
+        if event_id in ids:
+            return True
+        ids.append(event_id)
+        if len(ids) > MAX_IDS:
+            del ids[: len(ids) - MAX_IDS]
+        return False
+
+    def apply_fact(self, fact: Fact, offset: int, sign: float) -> None:
+        """Add (or retract) a fact to its buckets in every scope, and to the totals."""
+        _, ts, queue, channel, agent, incs = fact
+        if ts < self.clock.fine_horizon(self.watermark, self.horizons.lateness):
+            self.count("outside_rolling")
+        self.add_scoped(ts, scopes(queue, channel, agent), incs, offset, sign)
+        totals = self._record(self.key("t", "totals"), {"s": {}})
+        if totals["o"] < offset:
+            self.dirty.add(self.key("t", "totals"))
+            aggregates.add(totals["s"].setdefault(f"queue:{queue}|channel:{channel}", {}), incs, sign)
+
+    def add_scoped(self, ts: float, names: Iterable[str], incs: Any, offset: int, sign: float = 1.0) -> None:
+        """Add increments to named scopes of the fine and interval buckets holding ``ts``."""
+        names = list(names)
+        for target in self._bucket_targets(ts):
+            bucket = self._record(target, {"s": {}})
+            if bucket["o"] >= offset:
+                continue
+            self.dirty.add(target)
+            for scope in names:
+                aggregates.add(bucket["s"].setdefault(scope, {}), incs, sign)
+
+    def _bucket_targets(self, ts: float) -> list[str]:
+        targets = []
+        if ts >= self.clock.fine_horizon(self.watermark, self.horizons.lateness):
+            targets.append(self.key("b", self.clock.bucket_start(ts)))
+        if ts >= self.clock.interval_horizon(self.watermark):
+            targets.append(self.key("i", self.clock.interval_start(ts)))
+        return targets
+
+    # -- flushing and expiry ----------------------------------------------------------------
+    def flush(self, offset: int) -> list[tuple[str, Record | None]]:
+        """Return the dirty records in changelog order, stamped with the batch's last offset."""
+        self.expire()
+        order = sorted(self.dirty, key=_write_rank)
+        writes: list[tuple[str, Record | None]] = [(key, None) for key in sorted(self.deleted)]
+        for key in order:
+            record = self.records.get(key)
+            if record is not None:
+                record["o"] = max(record["o"], offset)
+                writes.append((key, record))
+        self.meta["o"] = max(self.meta["o"], offset)
+        self.dirty.clear()
+        self.deleted.clear()
+        return writes
+
+    def expire(self) -> None:
+        """Forget buckets no window needs; sweep entities once a minute of event time."""
+        wm = self.watermark
+        fine_floor = self.clock.fine_horizon(wm, self.horizons.lateness)
+        for start in [s for s in self.fine if s < fine_floor]:
+            self._delete(self.key("b", start))
+        interval_floor = self.clock.interval_horizon(wm)
+        for start in [s for s in self.intervals if s < interval_floor]:
+            self._delete(self.key("i", start))
+        if wm - self.swept_at < 60.0:
+            return
+        self.swept_at = wm
+        for key in list(self.records):
+            _, kind, ident = key.split("|", 2)
+            if kind not in "bimt" and self.entity_expired(kind, ident, self.records[key], wm):
+                self._delete(key)
+
+    def entity_expired(self, kind: str, ident: str, record: Record, wm: float) -> bool:
+        """Say whether an entity record is past its horizon (stages override)."""
+        return False
+
+    def _delete(self, key: str) -> None:
+        del self.records[key]
+        _, kind, ident = key.split("|", 2)
+        if kind == "b":
+            self.fine.pop(int(ident), None)
+        elif kind == "i":
+            self.intervals.pop(int(ident), None)
+        self.dirty.discard(key)
+        self.deleted.add(key)
+
+    # -- reading ----------------------------------------------------------------------------
+    def window_partials(self, watermark: float) -> dict[str, dict[str, aggregates.Agg]]:
+        """Merge this partition's buckets into {window: {scope: aggregate}} at a watermark."""
+        out: dict[str, dict[str, aggregates.Agg]] = {}
+        for window in ("5m", "15m", "1h"):
+            wanted = self.clock.rolling_buckets(window, watermark)
+            out[window] = _merge_scoped(self.fine[b]["s"] for b in wanted if b in self.fine)
+        day = self.clock.day_start(watermark)
+        current = self.clock.interval_start(watermark)
+        out["today"] = _merge_scoped(
+            r["s"] for start, r in self.intervals.items() if day <= start <= watermark
+        )
+        out["interval"] = _merge_scoped(
+            [self.intervals[current]["s"]] if current in self.intervals else []
+        )
+        return out
+
+    def totals(self) -> dict[str, aggregates.Agg]:
+        """Cumulative aggregates by queue×channel since the beginning (for counters)."""
+        record = self.records.get(self.key("t", "totals"))
+        return record["s"] if record else {}
+
+
+
+def _write_rank(key: str) -> tuple[int, str]:
+    kind = key.split("|", 2)[1]
+    return ({"b": 0, "i": 0, "t": 0, "u": 2, "c": 2, "a": 2, "m": 3}.get(kind, 1), key)
+
+
+def _merge_scoped(parts: Any) -> dict[str, aggregates.Agg]:
+    total: dict[str, aggregates.Agg] = {}
+    for scoped in parts:
+        for scope, agg in scoped.items():
+            aggregates.merge(total.setdefault(scope, {}), agg)
+    return total
+
+
+def split_span(start: float, end: float, size: int) -> Iterator[tuple[float, float]]:
+    """Split [start, end) at multiples of ``size``."""
+    cursor = start
+    while cursor < end:
+        boundary = (cursor // size + 1) * size
+        yield cursor, min(boundary, end)
+        cursor = min(boundary, end)
+
+

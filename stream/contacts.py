@@ -1,0 +1,268 @@
+"""Stage 1 state: contacts and agents of one input partition, on top of ``BucketState``.
+
+Contacts keep their lifecycle events; each new event re-derives the contact's facts
+(stream/lifecycle.py) and the difference is applied to the buckets, so out-of-order events
+end up counted as if they had arrived in order. Agents keep their current state; the time
+spent in a state is added to the buckets it overlaps when the state changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream import aggregates, lifecycle
+from stream.buckets import BucketState, Horizons, Record, split_span
+from stream.lifecycle import Fact, Rules
+from stream.models import AGENT_TYPES, CUSTOMER_TYPES, Event
+from stream.windows import WindowClock
+
+MAX_LIFECYCLE_EVENTS = 64
+SENTIMENT_EWMA = 0.3  # weight of the newest customer message in a contact's rolling sentiment
+AGENT_TIME = {"busy": "busy_seconds", "after_contact_work": "acw_seconds"}
+AGENT_TIME["available"] = "available_seconds"
+
+
+@dataclass
+class Outcome:
+    """What applying one event produced, for the agent to hand on."""
+
+    customer_facts: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ContactState(BucketState):
+    """KPI state of one input partition (stage 1: contacts and agents)."""
+
+    def __init__(self, partition: int, clock: WindowClock, rules: Rules, horizons: Horizons) -> None:
+        super().__init__(partition, clock, horizons)
+        self.rules = rules
+        self.waiting: dict[str, tuple[str, str, float]] = {}
+        self.sentiment: dict[str, tuple[str, str, float]] = {}  # live contacts' rolling sentiment
+
+    def load(self, items: Iterator[tuple[str, Record]]) -> None:
+        """Rebuild the state and its live indexes from recovered table items."""
+        super().load(items)
+        for key, record in self.records.items():
+            if key.split("|", 2)[1] == "c":
+                self._index_contact(key.split("|", 2)[2], record)
+
+    # -- applying events ----------------------------------------------------------------
+    def apply(self, event: Event, offset: int) -> Outcome:
+        """Apply one valid event at an input offset; return what goes on downstream."""
+        outcome = Outcome()
+        if not self.advance(event.ts, offset):
+            return outcome
+        if event.type in CUSTOMER_TYPES:
+            outcome.customer_facts.append(_customer_event_fact(event))
+        elif event.type in AGENT_TYPES:
+            self._apply_agent(event, offset)
+        else:
+            self._apply_contact(event, offset, outcome)
+        return outcome
+
+    def _apply_contact(self, event: Event, offset: int, outcome: Outcome) -> None:
+        assert event.contact_id is not None
+        key = self.key("c", event.contact_id)
+        record = self.records.get(key)
+        if record is None and event.ts < self.watermark - self.horizons.contact:
+            self.count("beyond_horizon")  # can't tell a straggler from a forgotten duplicate
+            return
+        record = self._record(key, {"e": [], "ids": [], "last": event.ts})
+        if record["o"] >= offset:
+            return
+        if self._seen(record, event.event_id):
+            self.count("duplicates")
+            return
+        if event.customer_id and not record.get("cust"):
+            record["cust"] = event.customer_id
+        record["last"] = max(record.get("last", event.ts), event.ts)
+        self.dirty.add(key)
+        if event.type == "message":
+            self._apply_message(event, offset, record)
+            return
+        before = lifecycle.derive(record["e"], self.rules, record.get("cust"))
+        record["e"].append(lifecycle.compact(event))
+        record["e"].sort(key=lifecycle.sort_key)
+        if len(record["e"]) > MAX_LIFECYCLE_EVENTS:
+            del record["e"][0]
+            self.count("lifecycle_truncated")
+        after = lifecycle.derive(record["e"], self.rules, record.get("cust"))
+        self._apply_facts(before.facts, after.facts, offset)
+        outcome.customer_facts.extend(_customer_diff(record, before, after, event.contact_id))
+        self._index(event.contact_id, after, record)
+
+    def _apply_facts(self, before: set[Fact], after: set[Fact], offset: int) -> None:
+        for fact in before - after:
+            self.apply_fact(fact, offset, -1.0)
+        for fact in after - before:
+            self.apply_fact(fact, offset, 1.0)
+
+    def _apply_message(self, event: Event, offset: int, record: Record) -> None:
+        if event.speaker != "customer":
+            return
+        score = event.sentiment
+        if score is None:
+            score = self.horizons.scorer(event.text or "")
+        previous = record.get("snt")
+        ewma = score if previous is None else SENTIMENT_EWMA * score + (1 - SENTIMENT_EWMA) * previous[0]
+        record["snt"] = [ewma, previous[0] if previous else score]
+        derived = lifecycle.derive(record["e"], self.rules, record.get("cust"))
+        fact = (f"msg.{event.event_id}", event.ts, derived.queue, derived.channel, derived.agent,
+                (("sentiment_n", 1.0), ("sentiment_sum", score)))
+        self.apply_fact(fact, offset, 1.0)
+        self._index(event.contact_id or "", derived, record)
+
+    def _index(self, contact_id: str, derived: lifecycle.Derivation, record: Record) -> None:
+        """Keep the live indexes (waiting contacts, live sentiment) in step with a contact."""
+        if derived.waiting:
+            self.waiting[contact_id] = derived.waiting
+        else:
+            self.waiting.pop(contact_id, None)
+        record["closed"] = derived.closed
+        snt = record.get("snt")
+        if snt is not None and not derived.closed:
+            self.sentiment[contact_id] = (derived.queue, derived.channel, snt[0])
+        else:
+            self.sentiment.pop(contact_id, None)
+
+    def _index_contact(self, contact_id: str, record: Record) -> None:
+        self._index(contact_id, lifecycle.derive(record.get("e", []), self.rules, record.get("cust")), record)
+
+    # -- agents ---------------------------------------------------------------------------
+    def _apply_agent(self, event: Event, offset: int) -> None:
+        assert event.agent_id is not None
+        key = self.key("a", event.agent_id)
+        record = self._record(key, {"st": None, "since": event.ts, "q": [], "last": event.ts})
+        if record["o"] >= offset or self._seen(record, event.event_id):
+            if record["o"] < offset:
+                self.count("duplicates")
+            return
+        self.dirty.add(key)
+        if event.ts < record["since"]:
+            self.count("agent_out_of_order")  # documented: only the newest state counts
+            record["last"] = max(record["last"], event.ts)
+            return
+        self._accrue(record, event.agent_id, record["since"], event.ts, offset)
+        record.update(st=event.state, since=event.ts, last=event.ts)
+        if event.queues is not None:
+            record["q"] = list(event.queues)
+
+    def _accrue(self, record: Record, agent: str, start: float, end: float, offset: int) -> None:
+        """Add the time an agent spent in its state to the buckets it overlaps.
+
+        The time counts once in ``all`` and in the agent's scope, and once in each queue the
+        agent serves (an agent on two queues adds to the occupancy of both).
+        """
+        counter = AGENT_TIME.get(record.get("st") or "")
+        if counter is None or end <= start:
+            return
+        names = ["all", f"agent:{agent}", *(f"queue:{queue}" for queue in record["q"])]
+        fine_floor = self.clock.fine_horizon(self.watermark, self.horizons.lateness)
+        interval_floor = self.clock.interval_horizon(self.watermark)
+        for piece_start, piece_end in split_span(max(start, interval_floor), end, self.clock.bucket_seconds):
+            incs = ((counter, piece_end - piece_start),)
+            targets = [self.key("i", self.clock.interval_start(piece_start))]
+            if piece_start >= fine_floor:
+                targets.append(self.key("b", self.clock.bucket_start(piece_start)))
+            for target in targets:
+                bucket = self._record(target, {"s": {}})
+                if bucket["o"] >= offset:
+                    continue
+                self.dirty.add(target)
+                for scope in names:
+                    aggregates.add(bucket["s"].setdefault(scope, {}), incs)
+
+    def entity_expired(self, kind: str, ident: str, record: Record, wm: float) -> bool:
+        if kind != "c":
+            return False
+        idle = wm - record.get("last", wm)
+        limit = self.horizons.contact if record.get("closed") else self.horizons.open_contact
+        if idle <= limit:
+            return False
+        self.waiting.pop(ident, None)
+        self.sentiment.pop(ident, None)
+        return True
+
+    def agents(self) -> Iterator[tuple[str, Record]]:
+        """Yield (agent id, record) of the agents this partition knows."""
+        for key, record in self.records.items():
+            _, kind, ident = key.split("|", 2)
+            if kind == "a":
+                yield ident, record
+
+    def live_partials(self, reference: float, stale_seconds: float, negative_below: float) -> dict[str, dict[str, float]]:
+        """Live gauges by scope: waiting contacts, oldest offer time, agents, live sentiment."""
+        live: dict[str, dict[str, float]] = {}
+        for queue, channel, offered in self.waiting.values():
+            for scope in _contact_scopes(queue, channel):
+                gauges = live.setdefault(scope, {})
+                gauges["waiting"] = gauges.get("waiting", 0.0) + 1
+                gauges["oldest_offered"] = min(gauges.get("oldest_offered", offered), offered)
+        for queue, channel, score in self.sentiment.values():
+            for scope in _contact_scopes(queue, channel):
+                gauges = live.setdefault(scope, {})
+                gauges["sentiment_live"] = gauges.get("sentiment_live", 0.0) + 1
+                if score < negative_below:
+                    gauges["sentiment_negative"] = gauges.get("sentiment_negative", 0.0) + 1
+        for agent, record in self.agents():
+            name = AGENT_GAUGES.get(record.get("st") or "")
+            if reference - record.get("last", reference) > stale_seconds and record.get("st") != "offline":
+                name = "agents_stale"
+            if name is None:
+                continue
+            for scope in ("all", f"agent:{agent}", *(f"queue:{q}" for q in record.get("q", []))):
+                gauges = live.setdefault(scope, {})
+                gauges[name] = gauges.get(name, 0.0) + 1
+        return live
+
+    def ongoing_agent_time(self, windows: dict[str, tuple[float, float]]) -> dict[str, dict[str, aggregates.Agg]]:
+        """Time agents have spent in their current state inside each window, by scope."""
+        out: dict[str, dict[str, aggregates.Agg]] = {}
+        for agent, record in self.agents():
+            counter = AGENT_TIME.get(record.get("st") or "")
+            if counter is None:
+                continue
+            for window, (start, end) in windows.items():
+                seconds = end - max(start, record["since"])
+                if seconds <= 0:
+                    continue
+                scoped = out.setdefault(window, {})
+                for scope in ("all", f"agent:{agent}", *(f"queue:{q}" for q in record.get("q", []))):
+                    aggregates.add(scoped.setdefault(scope, {}), ((counter, seconds),))
+        return out
+
+
+AGENT_GAUGES = {
+    "available": "agents_available",
+    "busy": "agents_busy",
+    "after_contact_work": "agents_acw",
+    "away": "agents_away",
+}
+
+
+def _contact_scopes(queue: str, channel: str) -> tuple[str, ...]:
+    return ("all", f"queue:{queue}", f"channel:{channel}", f"queue:{queue}|channel:{channel}")
+
+
+def _customer_event_fact(event: Event) -> dict[str, Any]:
+    """Hand a customer lifecycle or purchase event to the customer stage as a fact."""
+    return {
+        "kind": event.type, "fact_id": event.event_id, "customer_id": event.customer_id,
+        "ts": event.ts, "amount": event.amount,
+    }
+
+
+def _customer_diff(record: Record, before: lifecycle.Derivation, after: lifecycle.Derivation, contact_id: str) -> list[dict[str, Any]]:
+    customer = record.get("cust")
+    if not customer:
+        return []
+    out = []
+    for sign, facts in ((True, before.customer_facts - after.customer_facts), (False, after.customer_facts - before.customer_facts)):
+        for kind, fid, ts, queue, channel, agent in facts:
+            out.append({
+                "kind": kind, "fact_id": f"{contact_id}.{fid}", "customer_id": customer, "ts": ts,
+                "contact_id": contact_id, "queue": queue, "channel": channel, "agent_id": agent,
+                "retract": sign,
+            })
+    return out

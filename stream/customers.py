@@ -1,0 +1,122 @@
+"""Stage 2 state: customers of one partition of the customer-facts topic.
+
+Contacts of one customer land on different input partitions (they are keyed by contact),
+so stage 1 hands each customer's facts to this stage, keyed by ``customer_id``:
+
+- ``contact``: the customer's contact was first offered at ``ts``;
+- ``resolved``: a contact was resolved at ``ts`` without a ``first_contact`` flag;
+- ``customer.joined``, ``customer.left``, ``purchase``: lifecycle events as they came.
+
+FCR by repeat contact (docs/metrics.md#fcr_rate): a resolution counts as first-contact
+resolved unless the same customer has a *different* contact first offered within
+``fcr_repeat_days`` after it. Until such a contact shows up, the resolution counts as FCR;
+when one does, the resolution's bucket is corrected (``fcr_first`` -1 at the resolution's
+time), so ``today`` and the interval windows stay exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream.buckets import BucketState, Horizons, Record, scopes
+from stream.windows import WindowClock
+
+MAX_CONTACTS_PER_CUSTOMER = 64
+
+
+class CustomerState(BucketState):
+    """Customer-keyed KPI state of one partition (stage 2)."""
+
+    def __init__(self, partition: int, clock: WindowClock, horizons: Horizons, repeat_seconds: float) -> None:
+        super().__init__(partition, clock, horizons)
+        self.repeat_seconds = repeat_seconds
+
+    def apply(self, fact: dict[str, Any], offset: int) -> None:
+        """Apply one customer fact at an offset of the customer-facts topic."""
+        if not self.advance(fact["ts"], offset):
+            return
+        key = self.key("u", fact["customer_id"])
+        record = self._record(key, {"c": [], "r": [], "last": fact["ts"]})
+        if record["o"] >= offset:
+            return
+        fact_id = ("-" if fact.get("retract") else "+") + fact["fact_id"]
+        if self._seen(record, fact_id):
+            self.count("duplicates")
+            return
+        self.dirty.add(key)
+        record["last"] = max(record["last"], fact["ts"])
+        handler = _HANDLERS.get(fact["kind"])
+        if handler is not None:
+            handler(self, record, fact, offset)
+
+    def _on_contact(self, record: Record, fact: dict[str, Any], offset: int) -> None:
+        contact, ts = fact["contact_id"], fact["ts"]
+        if fact.get("retract"):
+            record["c"] = [c for c in record["c"] if c[0] != contact]
+            return
+        record["c"].append([contact, ts])
+        del record["c"][:-MAX_CONTACTS_PER_CUSTOMER]
+        for resolution in record["r"]:
+            if not resolution[5] and self._is_repeat(resolution, contact, ts):
+                resolution[5] = True
+                self._fcr(resolution, offset, first_delta=-1.0, n_delta=0.0)
+
+    def _on_resolved(self, record: Record, fact: dict[str, Any], offset: int) -> None:
+        fid = fact["fact_id"]
+        if fact.get("retract"):
+            for resolution in [r for r in record["r"] if r[0] == fid]:
+                self._fcr(resolution, offset, first_delta=-(not resolution[5]), n_delta=-1.0)
+            record["r"] = [r for r in record["r"] if r[0] != fid]
+            return
+        resolution = [fid, fact["ts"], fact.get("queue") or "unknown", fact.get("channel") or "unknown",
+                      fact.get("agent_id"), False, fact.get("contact_id")]
+        resolution[5] = any(self._is_repeat(resolution, c, ts) for c, ts in record["c"])
+        record["r"].append(resolution)
+        del record["r"][:-MAX_CONTACTS_PER_CUSTOMER]
+        self._fcr(resolution, offset, first_delta=0.0 if resolution[5] else 1.0, n_delta=1.0)
+
+    def _is_repeat(self, resolution: list[Any], contact: str, ts: float) -> bool:
+        return contact != resolution[6] and resolution[1] < ts <= resolution[1] + self.repeat_seconds
+
+    def _fcr(self, resolution: list[Any], offset: int, first_delta: float, n_delta: float) -> None:
+        _, ts, queue, channel, agent = resolution[:5]
+        fact = (resolution[0], ts, queue, channel, agent, (("fcr_first", float(first_delta)), ("fcr_n", n_delta)))
+        self.apply_fact(fact, offset, 1.0)
+
+    def _on_lifecycle(self, record: Record, fact: dict[str, Any], offset: int) -> None:
+        if fact["kind"] == "purchase":
+            incs: Any = (("purchases", 1.0), ("purchase_amount", float(fact.get("amount") or 0.0)))
+        else:
+            incs = (("joined" if fact["kind"] == "customer.joined" else "left", 1.0),)
+        self.add_scoped(fact["ts"], ["all"], incs, offset)
+        totals = self._record(self.key("t", "totals"), {"s": {}})
+        if totals["o"] < offset:
+            self.dirty.add(self.key("t", "totals"))
+            customers = totals["s"].setdefault("all", {})
+            for name, value in incs:
+                customers[name] = customers.get(name, 0.0) + value
+
+    def customers_active(self) -> float:
+        """Customers joined minus customers left, through the watermark."""
+        totals = self.totals().get("all", {})
+        return totals.get("joined", 0.0) - totals.get("left", 0.0)
+
+    def entity_expired(self, kind: str, ident: str, record: Record, wm: float) -> bool:
+        """Forget a customer's contacts and resolutions once no repeat can change them."""
+        if kind != "u":
+            return False
+        horizon = wm - self.repeat_seconds - self.horizons.lateness
+        record["c"] = [c for c in record["c"] if c[1] >= horizon]
+        record["r"] = [r for r in record["r"] if r[1] >= horizon]
+        return not record["c"] and not record["r"] and wm - record.get("last", wm) > self.horizons.contact
+
+
+_HANDLERS = {
+    "contact": CustomerState._on_contact,
+    "resolved": CustomerState._on_resolved,
+    "customer.joined": CustomerState._on_lifecycle,
+    "customer.left": CustomerState._on_lifecycle,
+    "purchase": CustomerState._on_lifecycle,
+}
+
+__all__ = ["CustomerState", "scopes"]

@@ -1,0 +1,195 @@
+"""Snapshots: the one thing sinks see, built by merging per-partition partials.
+
+A *partial* is one partition's contribution at a watermark, as plain JSON-able data:
+its window aggregates by scope, its live gauges, its cumulative totals and counters.
+Partials of every partition (from this worker and, through Redis, from the others) merge by
+addition into one ``Snapshot``: every KPI of every scope and window, by canonical name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream import aggregates
+from stream.contacts import ContactState
+from stream.customers import CustomerState
+from stream.windows import WINDOWS, WindowClock
+
+Partial = dict[str, Any]
+LIVE_KPIS = (
+    "waiting",
+    "oldest_wait_seconds",
+    "agents_available",
+    "agents_busy",
+    "agents_acw",
+    "agents_away",
+    "agents_stale",
+    "negative_ratio",
+)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every KPI by window and scope at one watermark, plus this worker's raw counters."""
+
+    app_id: str
+    watermark: float  # event time (epoch s) every window ends at
+    generated_at: float  # wall clock (epoch s) when this snapshot was built
+    windows: Mapping[str, Mapping[str, Mapping[str, Any]]]  # window -> scope -> KPI -> value
+    bounds: Mapping[str, tuple[float, float]]  # window -> (start, end), epoch s
+    totals: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # "queue:q|channel:c" -> counters
+    histogram_bounds: tuple[float, ...] = ()
+    pipeline: Mapping[str, float] = field(default_factory=dict)  # this worker's counters
+    sl_thresholds: Mapping[str, float] = field(default_factory=dict)  # "queue|channel" -> seconds
+    sl_targets: Mapping[str, float] = field(default_factory=dict)  # queue or "default" -> 0..1
+    leader: bool = True  # this worker's snapshot carries the KPIs for everyone
+    partitions_seen: int = 0  # partitions whose partials went into the KPIs
+
+    @property
+    def watermark_lag_seconds(self) -> float:
+        return max(0.0, self.generated_at - self.watermark)
+
+
+def effective_watermark(data_watermark: float, now: float, live: bool, lateness: float) -> float:
+    """Windows end at the newest event time, and in live mode never behind now - lateness."""
+    if live:
+        return max(data_watermark, now - lateness)
+    return data_watermark
+
+
+def window_bounds(clock: WindowClock, watermark: float) -> dict[str, tuple[float, float]]:
+    """Return (start, end) of every window at a watermark."""
+    return {window: clock.bounds(window, watermark) for window in WINDOWS}
+
+
+def contact_partial(
+    state: ContactState, watermark: float, now: float, stale_seconds: float, negative_below: float
+) -> Partial:
+    """One stage 1 partition's contribution at a watermark."""
+    windows = state.window_partials(watermark)
+    ongoing = state.ongoing_agent_time(window_bounds(state.clock, watermark))
+    for window, scoped in ongoing.items():
+        for scope, agg in scoped.items():
+            aggregates.merge(windows[window].setdefault(scope, {}), agg)
+    return {
+        "stage": "contacts",
+        "partition": state.partition,
+        "wm": state.watermark,
+        "at": watermark,
+        "windows": windows,
+        "live": state.live_partials(watermark, stale_seconds, negative_below),
+        "totals": state.totals(),
+        "counters": dict(state.meta["n"]),
+        "updated": now,
+    }
+
+
+def customer_partial(state: CustomerState, watermark: float, now: float) -> Partial:
+    """One stage 2 partition's contribution at a watermark."""
+    return {
+        "stage": "customers",
+        "partition": state.partition,
+        "wm": state.watermark,
+        "at": watermark,
+        "windows": state.window_partials(watermark),
+        "live": {},
+        "totals": state.totals(),
+        "customers_active": state.customers_active(),
+        "counters": dict(state.meta["n"]),
+        "updated": now,
+    }
+
+
+def merge_windows(partials: Iterable[Partial]) -> dict[str, dict[str, aggregates.Agg]]:
+    """Add up the window aggregates of many partials."""
+    merged: dict[str, dict[str, aggregates.Agg]] = {window: {} for window in WINDOWS}
+    customers_active = 0.0
+    for partial in partials:
+        customers_active += partial.get("customers_active", 0.0)
+        for window, scoped in partial["windows"].items():
+            for scope, agg in scoped.items():
+                aggregates.merge(merged[window].setdefault(scope, {}), agg)
+    for scoped in merged.values():
+        scoped.setdefault("all", {})["customers_end"] = customers_active
+    return merged
+
+
+def merge_live(partials: Iterable[Partial]) -> dict[str, dict[str, float]]:
+    """Add up live gauges (the oldest offer time takes the minimum)."""
+    merged: dict[str, dict[str, float]] = {}
+    for partial in partials:
+        for scope, gauges in partial.get("live", {}).items():
+            target = merged.setdefault(scope, {})
+            for name, value in gauges.items():
+                if name == "oldest_offered":
+                    target[name] = min(target.get(name, value), value)
+                else:
+                    target[name] = target.get(name, 0.0) + value
+    return merged
+
+
+def live_kpis(gauges: Mapping[str, float], watermark: float) -> dict[str, Any]:
+    """Live KPIs of one scope: oldest wait is 0 when nobody waits."""
+    oldest = gauges.get("oldest_offered")
+    live_sentiment = gauges.get("sentiment_live", 0.0)
+    return {
+        "waiting": int(gauges.get("waiting", 0)),
+        "oldest_wait_seconds": max(0.0, watermark - oldest) if oldest is not None else 0.0,
+        "agents_available": int(gauges.get("agents_available", 0)),
+        "agents_busy": int(gauges.get("agents_busy", 0)),
+        "agents_acw": int(gauges.get("agents_acw", 0)),
+        "agents_away": int(gauges.get("agents_away", 0)),
+        "agents_stale": int(gauges.get("agents_stale", 0)),
+        "negative_ratio": (
+            gauges.get("sentiment_negative", 0.0) / live_sentiment if live_sentiment else None
+        ),
+    }
+
+
+def kpis_by_window(
+    partials: list[Partial], watermark: float
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every KPI of every scope and window from merged partials."""
+    windows = merge_windows(partials)
+    live = merge_live(partials)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for window, scoped in windows.items():
+        result: dict[str, dict[str, Any]] = {}
+        for scope in sorted(set(scoped) | set(live)):
+            kpis = aggregates.result(scoped.get(scope, {}))
+            if scope.startswith("agent:"):
+                kpis = {name: kpis[name] for name in aggregates.AGENT_KPI_NAMES}
+                kpis.update(_agent_live(live.get(scope, {})))
+            else:
+                kpis.update(live_kpis(live.get(scope, {}), watermark))
+            result[scope] = aggregates.round_kpis(kpis)
+        out[window] = result
+    return out
+
+
+def _agent_live(gauges: Mapping[str, float]) -> dict[str, Any]:
+    for name in ("agents_available", "agents_busy", "agents_acw", "agents_away", "agents_stale"):
+        if gauges.get(name):
+            return {"state": name.removeprefix("agents_")}
+    return {"state": "offline"}
+
+
+def merge_totals(partials: Iterable[Partial]) -> dict[str, aggregates.Agg]:
+    """Add up cumulative totals by scope (this worker's partitions only)."""
+    merged: dict[str, aggregates.Agg] = {}
+    for partial in partials:
+        for scope, agg in partial.get("totals", {}).items():
+            aggregates.merge(merged.setdefault(scope, {}), agg)
+    return merged
+
+
+def merge_counters(partials: Iterable[Partial]) -> dict[str, float]:
+    """Add up pipeline counters (processed, late, duplicates, rejected:<reason>...)."""
+    merged: dict[str, float] = {}
+    for partial in partials:
+        for name, value in partial.get("counters", {}).items():
+            key = f"{partial['stage']}:{name}" if partial["stage"] == "customers" else name
+            merged[key] = merged.get(key, 0.0) + value
+    return merged

@@ -1,0 +1,80 @@
+"""Window arithmetic: which bucket an event time falls in, which buckets a window spans.
+
+Two kinds of tumbling buckets hold aggregates:
+
+- fine buckets of ``bucket_seconds`` (default 30 s) for the rolling windows ``5m``, ``15m``,
+  ``1h``. A rolling window ending at watermark W spans the bucket holding W and the
+  ``size / bucket_seconds - 1`` buckets before it, so it covers between
+  ``size - bucket_seconds`` and ``size`` of event time. Example, 30 s buckets, W = 10:04:10:
+  ``5m`` = buckets 09:59:30 .. 10:04:00, i.e. events from 09:59:30 up to W.
+- interval buckets of ``interval_minutes`` (15 or 30) aligned to local wall-clock time in
+  ``time_zone``; ``interval`` is the one holding W and ``today`` is every interval from the
+  local day start (``day_reset_hour``) up to W.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+ROLLING_SECONDS = {"5m": 300, "15m": 900, "1h": 3600}
+WINDOWS = ("5m", "15m", "1h", "today", "interval")
+
+
+@dataclass(frozen=True)
+class WindowClock:
+    """Bucket and window bounds for one configuration."""
+
+    bucket_seconds: int
+    interval_seconds: int
+    zone: ZoneInfo
+    day_reset_hour: int
+
+    def bucket_start(self, ts: float) -> int:
+        """Return the start (epoch seconds) of the fine bucket holding ``ts``."""
+        return int(math.floor(ts / self.bucket_seconds) * self.bucket_seconds)
+
+    def interval_start(self, ts: float) -> int:
+        """Return the start of the local interval holding ``ts``."""
+        local = datetime.fromtimestamp(ts, self.zone)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        elapsed = (local - midnight).total_seconds()
+        start = midnight + timedelta(seconds=(elapsed // self.interval_seconds) * self.interval_seconds)
+        return int(start.timestamp())
+
+    def day_start(self, ts: float) -> int:
+        """Return the start of the local 'today' holding ``ts`` (at the reset hour)."""
+        local = datetime.fromtimestamp(ts, self.zone)
+        start = local.replace(hour=self.day_reset_hour, minute=0, second=0, microsecond=0)
+        if start > local:
+            start = _previous_day(start)
+        return int(start.timestamp())
+
+    def rolling_buckets(self, window: str, watermark: float) -> range:
+        """Return the fine bucket starts a rolling window spans at ``watermark``."""
+        last = self.bucket_start(watermark)
+        count = ROLLING_SECONDS[window] // self.bucket_seconds
+        return range(last - (count - 1) * self.bucket_seconds, last + 1, self.bucket_seconds)
+
+    def bounds(self, window: str, watermark: float) -> tuple[float, float]:
+        """Return (start, end) of a window in event time; end is the watermark."""
+        if window in ROLLING_SECONDS:
+            return float(self.rolling_buckets(window, watermark)[0]), watermark
+        if window == "today":
+            return float(self.day_start(watermark)), watermark
+        return float(self.interval_start(watermark)), watermark
+
+    def fine_horizon(self, watermark: float, lateness: float) -> float:
+        """Oldest fine bucket start any rolling window can still need."""
+        return self.bucket_start(watermark - max(ROLLING_SECONDS.values()) - lateness)
+
+    def interval_horizon(self, watermark: float) -> float:
+        """Oldest interval start 'today' can still need (with a day of slack for replays)."""
+        return self.day_start(watermark) - 86400
+
+
+def _previous_day(start: datetime) -> datetime:
+    day = (start - timedelta(days=1)).date()
+    return datetime(day.year, day.month, day.day, start.hour, tzinfo=start.tzinfo)
