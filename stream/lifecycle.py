@@ -82,12 +82,13 @@ def compact(event: Event) -> Stored:
     ]
 
 
-def histogram_key(bounds: Sequence[float], value: float) -> str:
-    """Return the key counting ``value`` in the first histogram bucket whose bound holds it."""
+def histogram_key(kind: str, bounds: Sequence[float], value: float) -> str:
+    """Return the key counting ``value`` in histogram ``kind`` (w, h or r: wait, handle,
+    resolution): ``h<kind>:<i>`` for the first bound >= value, ``h<kind>:inf`` past the last."""
     for index, bound in enumerate(bounds):
         if value <= bound:
-            return f"h:{index}"
-    return f"h:{len(bounds)}"
+            return f"h{kind}:{index}"
+    return f"h{kind}:inf"
 
 
 class _Deriver:
@@ -148,7 +149,7 @@ class _Deriver:
             within = 1.0 if wait <= self.rules.sl_threshold(leg.queue, leg.channel) else 0.0
             incs = [("wait_n", 1.0), ("wait_sum", wait), (sketch.bucket_key(wait), 1.0)]
             incs += [("sl_within", within), ("frt_n", 1.0), ("frt_sum", wait)]
-            incs.append((histogram_key(self.rules.histogram_bounds, wait), 1.0))
+            incs.append((histogram_key("w", self.rules.histogram_bounds, wait), 1.0))
             self.fact(f"wait{n}", ts, leg, incs)
 
     def on_abandoned(self, ts: float) -> None:
@@ -183,7 +184,9 @@ class _Deriver:
     def close_handle(self, leg: Leg, ts: float, n: int) -> None:
         if leg.answered_ts is not None:
             handle = max(0.0, ts - leg.answered_ts)
-            self.fact(f"hnd{n}.{leg.agent}", ts, leg, [("handle_n", 1.0), ("handle_sum", handle)])
+            incs = [("handle_n", 1.0), ("handle_sum", handle)]
+            incs.append((histogram_key("h", self.rules.histogram_bounds, handle), 1.0))
+            self.fact(f"hnd{n}.{leg.agent}", ts, leg, incs)
 
     def on_wrapped(self, ts: float) -> None:
         leg = self.leg
@@ -197,7 +200,9 @@ class _Deriver:
         n, leg = self.resolutions, self.leg
         incs: list[tuple[str, float]] = [("resolved", 1.0)]
         if self.first_offered is not None:
-            incs += [("resolution_n", 1.0), ("resolution_sum", max(0.0, ts - self.first_offered))]
+            resolution = max(0.0, ts - self.first_offered)
+            incs += [("resolution_n", 1.0), ("resolution_sum", resolution)]
+            incs.append((histogram_key("r", self.rules.histogram_bounds, resolution), 1.0))
         if extras.get("outcome") == "converted":
             incs.append(("converted", 1.0))
         self.fact(f"res{n}", ts, leg, incs)
