@@ -1,0 +1,113 @@
+"""The ``ccpulse`` command: worker, replay, simulate, kpis, wallboard, settings."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from stream.settings import Settings, SettingsError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ccpulse command; return its exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"ccpulse: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    result: int = args.run(args, settings)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ccpulse", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    worker = commands.add_parser("worker", help="run a Faust worker (several form one group)")
+    worker.set_defaults(run=_worker)
+
+    from ccpulse import replay
+
+    replay_parser = commands.add_parser("replay", help="produce a JSON-lines file to the input topic")
+    replay.add_arguments(replay_parser)
+    replay_parser.set_defaults(run=replay.run)
+
+    simulate = commands.add_parser("simulate", help="a live simulated contact center")
+    _simulate_arguments(simulate)
+    simulate.set_defaults(run=_simulate)
+
+    kpis = commands.add_parser("kpis", help="print the current KPIs from Redis")
+    from ccpulse import kpis as kpis_command
+
+    kpis_command.add_arguments(kpis)
+    kpis.set_defaults(run=lambda a, s: asyncio.run(kpis_command.run(a, s)))
+
+    wallboard = commands.add_parser("wallboard", help="serve the live wallboard")
+    wallboard.add_argument("--host", default=None)
+    wallboard.add_argument("--port", type=int, default=None)
+    wallboard.set_defaults(run=_wallboard)
+
+    settings = commands.add_parser("settings", help="list every CCPULSE_* setting")
+    settings.add_argument("--markdown", action="store_true", help="as a Markdown table")
+    settings.set_defaults(run=_settings)
+    return parser
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    import faust
+
+    from stream.app import create_app
+    from stream.topics import ensure_topics
+
+    ensure_topics(settings)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=1.0, help="arrival-rate multiplier")
+    parser.add_argument("--speed", type=float, default=1.0, help="times faster than real time (0 = flat out)")
+    parser.add_argument("--duration", type=float, default=None, help="simulated seconds (default: forever)")
+    parser.add_argument("--queues", type=int, default=4)
+    parser.add_argument("--agents", type=int, default=24)
+    parser.add_argument("--start", default="now", help="simulated start: 'now' or RFC 3339 / epoch")
+    parser.add_argument("--out", default=None, help="write JSON lines to this file (- for stdout) instead of Kafka")
+    parser.add_argument("--dirty", type=float, default=0.0, help="fraction of duplicate/invalid events")
+    parser.add_argument("--staff-drop", default=None, help="AT_SECONDS:FRACTION — agents leave at a time")
+    parser.add_argument("--spike", default=None, help="AT_SECONDS:MULTIPLIER:DURATION — arrival spike")
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from ccpulse.simulate import run
+
+    return run(args, settings)
+
+
+def _wallboard(args: argparse.Namespace, settings: Settings) -> int:
+    from ccpulse.wallboard.server import serve
+
+    return serve(settings, host=args.host, port=args.port)
+
+
+def _settings(args: argparse.Namespace, settings: Settings) -> int:
+    rows = settings.described()
+    if args.markdown:
+        print("| variable | default | meaning |\n|---|---|---|")
+        for name, default, doc in rows:
+            print(f"| `{name}` | `{default}` | {doc} |")
+        return 0
+    print(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""ccpulse's Faust app: settings, event models, agents and windowed KPI state."""

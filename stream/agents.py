@@ -1,0 +1,88 @@
+"""The Faust agents, tables, timer and web pages of a ccpulse worker.
+
+Agents only unpack messages and hand them to the runtime (stream/runtime.py); all KPI
+arithmetic lives in the Faust-free modules. Two stages:
+
+- ``ingest`` reads the input topic (raw bytes), keeps contacts and agents;
+- ``customers`` reads ``<app_id>-customer-facts`` (keyed by customer), keeps customers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from stream.runtime import Runtime
+from stream.settings import Settings
+
+
+class PartitionedTable(faust.Table):  # type: ignore[misc]  # faust's Table is untyped
+    """A table whose keys name their own partition: ``b"<partition>|<kind>|<id>"``.
+
+    A batch spans partitions, so the changelog partition cannot come from "the current
+    event" (Faust's default); it comes from the key.
+    """
+
+    def partition_for_key(self, key: Any) -> int | None:
+        return int(bytes(key).split(b"|", 1)[0])
+
+
+def state_table(app: faust.App, name: str, partitions: int) -> PartitionedTable:
+    """Declare one raw-bytes state table with its changelog."""
+    table = PartitionedTable(
+        app,
+        name=name,
+        beacon=app.tables.beacon,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        help=f"ccpulse {name} state (see stream/buckets.py)",
+    )
+    return app.tables.add(table)
+
+
+def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtime:
+    """Declare topics, tables, agents, the publish timer and web pages on ``app``."""
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    n = settings.partitions
+    input_topic = app.topic(settings.input_topic, partitions=n, **raw)
+    facts_topic = app.topic(f"{settings.app_id}-customer-facts", partitions=n, **raw)
+    dead_letters = app.topic(settings.dead_letter_topic, partitions=n, **raw)
+    contacts = state_table(app, "contacts", n)
+    customers = state_table(app, "customers", n)
+    runtime: Runtime = runtime_factory(dead_letters, facts_topic, contacts, customers)
+
+    @app.agent(input_topic, name="ingest", concurrency=1)
+    async def ingest(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            await runtime.ingest([(e.message.partition, e.message.offset, e.value) for e in events])
+
+    @app.agent(facts_topic, name="customers", concurrency=1)
+    async def customer_stage(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            await runtime.ingest_facts([(e.message.partition, e.message.offset, e.value) for e in events])
+
+    @app.timer(interval=settings.publish_interval_seconds)
+    async def publish() -> None:
+        if app.rebalancing or getattr(app, "in_recovery", False):
+            return
+        owned = app.consumer.assignment()
+        await runtime.tick(
+            _partitions(owned, settings.input_topic),
+            _partitions(owned, facts_topic.get_topic_name()),
+            leader=app.is_leader(),
+        )
+
+    @app.on_partitions_revoked.connect
+    async def forget(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        runtime.pipeline.forget({tp.partition for tp in revoked if tp.topic == settings.input_topic})
+
+    return runtime
+
+
+def _partitions(assignment: set[TP], topic: str) -> list[int]:
+    return sorted(tp.partition for tp in assignment if tp.topic == topic)

@@ -1,0 +1,107 @@
+"""Build the ccpulse Faust app: ``create_app(settings)``. Nothing else happens here."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import faust
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
+
+from sinks.prometheus import PrometheusSink, exposition
+from sinks.redis import RedisSink
+from stream import agents
+from stream.exchange import PartialExchange
+from stream.pipeline import Pipeline
+from stream.runtime import Runtime
+from stream.settings import Settings
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> faust.App:
+    """Return a configured worker app with its agents, timer, sinks and web pages."""
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        datadir=settings.data_dir,
+        autodiscover=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        table_standby_replicas=0,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_enabled=True,
+        stream_wait_empty=False,
+        broker_commit_interval=1.0,
+    )
+    registry = registry or CollectorRegistry()
+    redis_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    sinks = [
+        RedisSink(
+            settings.redis_url,
+            settings.redis_prefix,
+            settings.app_id,
+            settings.redis_ttl_seconds,
+            settings.heartbeat_seconds,
+        ),
+        PrometheusSink(registry),
+    ]
+    exchange = PartialExchange(
+        redis_client, settings.redis_prefix, settings.app_id, settings.partitions, settings.redis_ttl_seconds
+    )
+
+    def runtime_factory(dead_letters: Any, facts: Any, contacts: Any, customers: Any) -> Runtime:
+        pipeline = Pipeline(
+            settings,
+            store_items=lambda p: _items(contacts, p),
+            customer_items=lambda p: _items(customers, p),
+        )
+        return Runtime(settings, pipeline, dead_letters, facts, contacts, customers, sinks, exchange)
+
+    runtime = agents.register(app, settings, runtime_factory)
+    _pages(app, registry, runtime)
+    return app
+
+
+def _items(table: Any, partition: int) -> Any:
+    """Yield (key, record) of one partition from a recovered table."""
+    import orjson
+
+    prefix = f"{partition}|".encode()
+    for key, value in list(table.data.items()):
+        if key.startswith(prefix):
+            yield key.decode(), orjson.loads(value)
+
+
+def _pages(app: faust.App, registry: CollectorRegistry, runtime: Runtime) -> None:
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        body, content_type = exposition(registry, request.headers.get("Accept", ""))
+        return web.bytes(body, content_type=content_type)
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        snapshot = runtime.last_snapshot
+        return web.json({"ok": True, "watermark": snapshot.watermark if snapshot else None})
+
+
+def _credentials(settings: Settings) -> Any:
+    protocol = settings.kafka_security_protocol
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=context,
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return None

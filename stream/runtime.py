@@ -1,0 +1,196 @@
+"""The worker's moving parts between Faust and the pure pipeline: send, write, publish.
+
+Agents hand batches to ``Runtime.ingest`` / ``Runtime.ingest_facts``; the publish timer
+calls ``Runtime.tick``. The order inside ``ingest`` is the crash-safety argument of
+docs/reliability.md: dead letters and customer facts are sent and *acknowledged* by Kafka
+before the batch's table writes are produced, and the table writes go buckets first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from stream.exchange import PartialExchange
+from stream.pipeline import Pipeline
+from stream.settings import Settings
+from stream.snapshot import (
+    Partial,
+    Snapshot,
+    contact_partial,
+    customer_partial,
+    effective_watermark,
+    kpis_by_window,
+    merge_counters,
+    merge_totals,
+    window_bounds,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    name: str
+
+    async def publish(self, snapshot: Snapshot) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Sender(Protocol):
+    """A topic (Faust's ``Topic.send``) the runtime can produce to."""
+
+    async def send(self, *, key: Any = None, value: Any = None, headers: Any = None) -> Any: ...
+
+
+class Store(Protocol):
+    """The table the state is written to: ``store[key] = bytes``, ``del store[key]``."""
+
+    def __setitem__(self, key: bytes, value: bytes) -> None: ...
+
+    def __delitem__(self, key: bytes) -> None: ...
+
+    def __contains__(self, key: object) -> bool: ...
+
+
+@dataclass
+class Runtime:
+    """One worker's pipeline, outputs and publish loop."""
+
+    settings: Settings
+    pipeline: Pipeline
+    dead_letters: Sender
+    customer_facts: Sender
+    contact_store: Store
+    customer_store: Store
+    sinks: Sequence[Sink] = ()
+    exchange: PartialExchange | None = None
+    clock: Callable[[], float] = time.time
+    global_watermark: float = 0.0
+    sink_health: dict[str, float] = field(default_factory=dict)
+    last_snapshot: Snapshot | None = None
+
+    async def ingest(self, batch: Sequence[tuple[int, int, bytes | None]]) -> None:
+        """Process one batch of input messages end to end."""
+        result = self.pipeline.process(batch, topic=self.settings.input_topic)
+        pending = [await self._dead_letter(letter) for letter in result.dead_letters]
+        for fact in result.customer_facts:
+            key = fact["customer_id"].encode()
+            pending.append(await self.customer_facts.send(key=key, value=orjson.dumps(fact)))
+        if pending:
+            await asyncio.gather(*pending)
+        _write(self.contact_store, result.writes)
+
+    async def ingest_facts(self, batch: Sequence[tuple[int, int, bytes]]) -> None:
+        """Process one batch of customer facts (stage 2)."""
+        facts = [(p, o, orjson.loads(raw)) for p, o, raw in batch]
+        result = self.pipeline.process_customer_facts(facts)
+        _write(self.customer_store, result.writes)
+
+    async def _dead_letter(self, letter: dict[str, Any]) -> Any:
+        headers = [
+            ("ccpulse-reason", letter["reason"].encode()),
+            ("ccpulse-detail", letter["detail"].encode("utf-8", "replace")),
+            ("ccpulse-source", f"{letter['topic']}/{letter['partition']}/{letter['offset']}".encode()),
+        ]
+        return await self.dead_letters.send(key=None, value=letter["original"], headers=headers)
+
+    # -- publishing ---------------------------------------------------------------------------
+    async def tick(self, contact_partitions: Iterable[int], customer_partitions: Iterable[int], leader: bool) -> Snapshot:
+        """Build a snapshot of every KPI and hand it to every sink."""
+        now = self.clock()
+        contacts = [self.pipeline.contact_state(p) for p in sorted(contact_partitions)]
+        customers = [self.pipeline.customer_state(p) for p in sorted(customer_partitions)]
+        data_wm = max([s.watermark for s in contacts] + [self.global_watermark])
+        watermark = self._effective(data_wm, now)
+        local = self._partials(contacts, customers, watermark, now)
+        everyone = await self.exchange.swap(local) if self.exchange else None
+        partials = everyone if everyone is not None else local
+        self.global_watermark = max([p["wm"] for p in partials if p["stage"] == "contacts"] + [data_wm])
+        watermark = max(watermark, self._effective(self.global_watermark, now))
+        snapshot = self._snapshot(partials, local, watermark, now, leader)
+        await self._publish(snapshot)
+        self.last_snapshot = snapshot
+        return snapshot
+
+    def _effective(self, data_wm: float, now: float) -> float:
+        lateness = self.settings.allowed_lateness_seconds
+        return effective_watermark(data_wm, now, self.settings.live, lateness)
+
+    def _partials(self, contacts: list[Any], customers: list[Any], watermark: float, now: float) -> list[Partial]:
+        s = self.settings
+        out = [contact_partial(c, watermark, now, s.agent_stale_seconds, s.sentiment_negative_below) for c in contacts]
+        out += [customer_partial(c, watermark, now) for c in customers]
+        return out
+
+    def _snapshot(self, partials: list[Partial], local: list[Partial], watermark: float, now: float, leader: bool) -> Snapshot:
+        pipeline = merge_counters(local)
+        pipeline.update(self.sink_health)
+        return Snapshot(
+            app_id=self.settings.app_id,
+            watermark=watermark,
+            generated_at=now,
+            windows=kpis_by_window(partials, watermark),
+            bounds=window_bounds(self.pipeline.window_clock, watermark),
+            totals=merge_totals(local),
+            histogram_bounds=self.pipeline.bounds,
+            pipeline=pipeline,
+            sl_thresholds=self._thresholds(partials),
+            sl_targets=self._targets(partials),
+            leader=leader,
+            partitions_seen=len(partials),
+        )
+
+    def _thresholds(self, partials: list[Partial]) -> dict[str, float]:
+        pairs = set()
+        for partial in partials:
+            for scope in partial.get("totals", {}):
+                queue, _, channel = scope.partition("|")
+                pairs.add((queue.removeprefix("queue:"), channel.removeprefix("channel:")))
+        return {f"{q}|{c}": self.settings.sl_threshold_seconds(q, c) for q, c in sorted(pairs)}
+
+    def _targets(self, partials: list[Partial]) -> dict[str, float]:
+        queues = {q for key in self._thresholds(partials) for q in [key.split("|")[0]]}
+        targets = {q: self.settings.sl_target(q) for q in sorted(queues)}
+        targets["default"] = self.settings.sl_target(None)
+        return targets
+
+    async def _publish(self, snapshot: Snapshot) -> None:
+        for sink in self.sinks:
+            try:
+                await sink.publish(snapshot)
+            except Exception:  # a sink must never stop the pipeline; its own metrics say why
+                log.exception("sink %s failed to publish", sink.name)
+                key = f"publish:{sink.name}:failures"
+                self.sink_health[key] = self.sink_health.get(key, 0.0) + 1
+            else:
+                self._record_health(sink)
+
+    def _record_health(self, sink: Sink) -> None:
+        last = getattr(sink, "last_success_at", None)
+        if last is not None:
+            self.sink_health[f"publish:{sink.name}:last_success"] = last
+        failures = getattr(sink, "failures", None)
+        if failures is not None:
+            self.sink_health[f"publish:{sink.name}:failures"] = float(failures)
+
+    async def close(self) -> None:
+        for sink in self.sinks:
+            await sink.close()
+
+
+def _write(store: Store, writes: Iterable[tuple[str, dict[str, Any] | None]]) -> None:
+    """Produce a batch's table writes in order (one changelog record each)."""
+    for key, record in writes:
+        raw_key = key.encode()
+        if record is None:
+            if raw_key in store:
+                del store[raw_key]
+        else:
+            store[raw_key] = orjson.dumps(record)

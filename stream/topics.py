@@ -1,0 +1,67 @@
+"""Create ccpulse's topics up front with the configured partition count.
+
+Partition counts are locked in by the changelog topics (NOTES-faust-kafka.md), so the
+input, dead-letter, customer-facts and alerts topics are created explicitly, never left
+to broker auto-creation.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def bootstrap_servers(settings: Settings) -> list[str]:
+    """Return host:port pairs from CCPULSE_BROKER (``kafka://a:9092,b:9092``)."""
+    servers = []
+    for part in settings.broker.split(","):
+        part = part.strip()
+        servers.append(part.split("://", 1)[1] if "://" in part else part)
+    return [s.rstrip("/") for s in servers if s]
+
+
+def kafka_client_options(settings: Settings) -> dict[str, Any]:
+    """kafka-python connection options, including SASL/SSL from settings."""
+    options: dict[str, Any] = {"bootstrap_servers": bootstrap_servers(settings)}
+    if settings.kafka_security_protocol != "PLAINTEXT":
+        options["security_protocol"] = settings.kafka_security_protocol
+    if settings.kafka_security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password
+    if settings.kafka_ssl_cafile:
+        options["ssl_cafile"] = settings.kafka_ssl_cafile
+    return options
+
+
+def topic_names(settings: Settings) -> list[str]:
+    """Every topic ccpulse produces to or consumes from, besides Faust's own."""
+    return [
+        settings.input_topic,
+        settings.dead_letter_topic,
+        f"{settings.app_id}-customer-facts",
+        settings.alerts_topic,
+    ]
+
+
+def ensure_topics(settings: Settings, names: list[str] | None = None) -> None:
+    """Create missing topics with ``settings.partitions`` partitions."""
+    admin = KafkaAdminClient(client_id="ccpulse-admin", **kafka_client_options(settings))
+    try:
+        existing = set(admin.list_topics())
+        wanted = [n for n in (names or topic_names(settings)) if n not in existing]
+        for name in wanted:
+            try:
+                admin.create_topics([NewTopic(name, settings.partitions, 1)])
+                log.info("created topic %s with %d partitions", name, settings.partitions)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
