@@ -155,8 +155,8 @@ class QueueLogMapper:
 
     def _transferred(self, rec: QueueLogRecord) -> list[Event]:
         """(BLIND|ATTENDED)TRANSFER: the agent handed the call on, closing its leg."""
-        target = transfer_target(rec)
-        moved = self._contact(rec, "contact.transferred", agent_id=agent_id(rec), **target)
+        moved = self._contact(rec, "contact.transferred", agent_id=agent_id(rec))
+        moved.update(transfer_target(rec))
         self._stop_waiting(rec)
         return [moved, *self._leg_closed(rec)]
 
@@ -308,7 +308,7 @@ def agent_id(rec: QueueLogRecord) -> str | None:
     return None if rec.agent in ("", "NONE") else rec.agent
 
 
-def transfer_target(rec: QueueLogRecord) -> dict[str, str | None]:
+def transfer_target(rec: QueueLogRecord) -> dict[str, str]:
     """Return to_queue / to_agent_id for a transfer line, as far as Asterisk tells.
 
     TRANSFER and BLINDTRANSFER log the dialled `extension|context`: the extension is

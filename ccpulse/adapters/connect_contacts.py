@@ -66,11 +66,12 @@ class ContactEventMapper:
         if leg is None:
             raise UnmappableError(f"QUEUED event of {leg_id} without queueInfo")
         queued_at = _time(field(field(detail, "queueInfo"), "enqueueTimestamp"), fallback)
-        events = [leg_event(leg_id, leg, "contact.offered", queued_at)]
+        events: list[Event] = []
         previous_id = text_or_none(field(detail, "previousContactId"))
         if previous_id and field(detail, "initiationMethod") in TRANSFER_METHODS:
             initiated = _time(field(detail, "initiationTimestamp"), queued_at)
             events += self.legs.transfer_into(previous_id, NextLeg(leg_id, leg.queue, initiated))
+        events.append(leg_event(leg_id, leg, "contact.offered", queued_at))
         return sort_by_time(events)
 
     def _connected(self, detail: dict[str, Any], leg_id: str, fallback: object) -> list[Event]:

@@ -37,9 +37,8 @@ def map_ctr(
     if not field(queue, "EnqueueTimestamp"):
         return []  # never queued (IVR-only, outbound): not a queue contact
     leg = _leg(ctr, leg_id, channel, queue, legs, queue_names)
-    events = [leg_event(leg_id, leg, "contact.offered", parse_time(queue["EnqueueTimestamp"]))]
-    events += _joined_transfers(ctr, leg_id, leg, legs)
-    events += _outcome(ctr, leg_id, leg)
+    offered = leg_event(leg_id, leg, "contact.offered", parse_time(queue["EnqueueTimestamp"]))
+    events = [*_joined_transfers(ctr, leg_id, leg, legs), offered, *_outcome(ctr, leg_id, leg)]
     return sort_by_time(events)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -102,8 +103,9 @@ class TwilioTaskRouterMapper:
     def _completed(self, fields: Fields) -> list[Event]:
         """task.completed: wrap-up done (ended first if the task skipped wrap-up)."""
         task = self._task(fields)
-        events = [] if task.wrapping else [self._contact(fields, "contact.ended", agent_id=task.agent_id)]
-        events.append(self._contact(fields, "contact.wrapped", agent_id=task.agent_id))
+        ended = self._contact(fields, "contact.ended", agent_id=task.agent_id)
+        wrapped = self._contact(fields, "contact.wrapped", agent_id=task.agent_id)
+        events = [wrapped] if task.wrapping else [ended, wrapped]
         self.tasks.pop(fields["tasksid"])
         return events
 
@@ -142,7 +144,7 @@ class TwilioTaskRouterMapper:
         self, fields: Fields, type_: str, event_id: str | None = None, **extra: str | None
     ) -> Event:
         """Build a contact event for the event's task."""
-        task = self.tasks.get(fields["tasksid"]) or TaskState()
+        task = self._task(fields)
         moment = event_time(fields)
         subject = f"{fields['tasksid']}-{fields['eventtype']}-{epoch_ms(moment)}"
         return canonical_event(
@@ -196,8 +198,10 @@ def unwrap_cloudevent(item: Any) -> dict[str, Any]:
         raise UnmappableError(f"expected a JSON object, got {type(item).__name__}")
     if "specversion" not in item:
         return item
-    data = item.get("data") if isinstance(item.get("data"), dict) else {}
-    payload = data.get("payload") if isinstance(data.get("payload"), dict) else data
+    data = item.get("data")
+    data = data if isinstance(data, dict) else {}
+    payload = data.get("payload")
+    payload = payload if isinstance(payload, dict) else data
     event_type = str(item.get("type", "")).removeprefix(CLOUDEVENT_PREFIX)
     return {**payload, "eventtype": event_type, "timestamp": data.get("timestamp")}
 
@@ -213,7 +217,7 @@ def normalise(raw: dict[str, Any]) -> Fields:
     return fields
 
 
-def event_time(fields: Fields) -> Any:
+def event_time(fields: Fields) -> datetime:
     """Return the event time: TimestampMs, else Timestamp (epoch or ISO), else EventDate."""
     if fields.get("timestampms"):
         return from_epoch(int(fields["timestampms"]) / 1000)

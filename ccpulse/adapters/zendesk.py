@@ -102,9 +102,7 @@ class ZendeskMapper:
             event_id = f"zd-{ticket}:contact.answered"  # one answer per ticket, however seen
             return [self._event(payload, ticket, "contact.answered", current, event_id=event_id)]
         state.agent_id = current
-        return [
-            self._event(payload, ticket, "contact.transferred", previous, to_agent_id=current)
-        ]
+        return [self._event(payload, ticket, "contact.transferred", previous, to_agent_id=current)]
 
     def _regrouped(self, payload: dict[str, Any], ticket: str) -> list[Event]:
         """Group change: transferred out of the old group, offered to the new one."""
