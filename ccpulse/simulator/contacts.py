@@ -58,11 +58,11 @@ class ContactFlow:
             mood=mood,
             repeat=repeat,
         )
+        opening = self._talk(contact)  # the customer writes before any agent is involved
         self._offer(contact)
         if profile.message_turns_mean:
-            delay = 0.0 if not profile.synchronous else self.rng.uniform(0.5, 3.0)
             topic = queue.name if queue.name in texts.OPENERS else "general"
-            self._talk(contact).customer(now + delay, texts.opener(topic, mood, self.rng), mood)
+            opening.customer(now, texts.opener(topic, mood, self.rng), mood)
 
     def _fields(self, contact: Contact) -> Fields:
         fields: Fields = {

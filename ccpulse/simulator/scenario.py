@@ -184,7 +184,7 @@ class Scenario:
     fcr_repeat_days: float = 7.0  # a contact within this many days makes first_contact false
     joins_per_customer_per_day: float = 0.003  # customer.joined rate per existing customer
     churn_per_customer_per_day: float = 0.002  # customer.left rate per existing customer
-    purchases_per_customer_per_day: float = 0.005  # purchase rate per existing customer
+    purchases_per_customer_per_day: float = 0.002  # purchase rate per existing customer
     currency: str = "USD"  # main currency of purchases
     sentiment_field_share: float = 0.15  # share of customer messages carrying a sentiment score
     staff_drops: tuple[StaffDrop, ...] = ()

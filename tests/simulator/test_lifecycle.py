@@ -123,3 +123,12 @@ def test_customers_come_back(full_day):
     assert len(repeaters) > 20
     flags = [e["first_contact"] for e in full_day if "first_contact" in e]
     assert True in flags and False in flags
+
+
+def test_customers_write_first_on_digital_channels(full_day):
+    for history in _contacts(full_day).values():
+        messages = [e for e in history if e["type"] == "message"]
+        if messages:
+            assert messages[0]["speaker"] == "customer"
+            assert "agent_id" not in messages[0]
+            assert messages[0]["ts"] == history[0]["ts"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections import Counter
 
@@ -137,3 +138,12 @@ def test_knobs_can_target_one_queue():
 
     assert offered(events, "billing") > 2 * offered(base, "billing")
     assert offered(events, "sales") < 1.5 * offered(base, "sales") + 5
+
+
+def test_utc_offset_moves_the_daily_profile():
+    def first_hour_offered(offset_hours):
+        scenario = dataclasses.replace(default_scenario(), utc_offset_hours=offset_hours)
+        events = generate(scenario, seed=5, start=MONDAY_8AM, duration_seconds=3600)
+        return sum(e["type"] == "contact.offered" for e in events)
+
+    assert first_hour_offered(-5.0) * 3 < first_hour_offered(2.0)  # 03:00 versus 10:00 local
