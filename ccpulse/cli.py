@@ -43,10 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     simulate.set_defaults(run=_simulate)
 
     kpis = commands.add_parser("kpis", help="print the current KPIs from Redis")
-    from ccpulse import kpis as kpis_command
-
-    kpis_command.add_arguments(kpis)
-    kpis.set_defaults(run=lambda a, s: asyncio.run(kpis_command.run(a, s)))
+    kpis.add_argument("--window", default=None, help="5m, 15m, 1h, today or interval (default: all)")
+    kpis.add_argument("--queue", default=None, help="only this queue's scopes")
+    kpis.add_argument("--channel", default=None, help="only this channel's scopes")
+    kpis.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    kpis.set_defaults(run=_kpis)
 
     wallboard = commands.add_parser("wallboard", help="serve the live wallboard")
     wallboard.add_argument("--host", default=None)
@@ -84,6 +85,12 @@ def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dirty", type=float, default=0.0, help="fraction of duplicate/invalid events")
     parser.add_argument("--staff-drop", default=None, help="AT_SECONDS:FRACTION — agents leave at a time")
     parser.add_argument("--spike", default=None, help="AT_SECONDS:MULTIPLIER:DURATION — arrival spike")
+
+
+def _kpis(args: argparse.Namespace, settings: Settings) -> int:
+    from ccpulse import kpis
+
+    return asyncio.run(kpis.run(args, settings))
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:

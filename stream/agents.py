@@ -38,8 +38,6 @@ def state_table(app: faust.App, name: str, partitions: int) -> PartitionedTable:
         partitions=partitions,
         key_type=bytes,
         value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
         help=f"ccpulse {name} state (see stream/buckets.py)",
     )
     return app.tables.add(table)

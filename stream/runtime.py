@@ -79,6 +79,8 @@ class Runtime:
     async def ingest(self, batch: Sequence[tuple[int, int, bytes | None]]) -> None:
         """Process one batch of input messages end to end."""
         result = self.pipeline.process(batch, topic=self.settings.input_topic)
+        log.debug("batch of %d: %d dead letters, %d customer facts, %d writes", len(batch),
+                  len(result.dead_letters), len(result.customer_facts), len(result.writes))
         pending = [await self._dead_letter(letter) for letter in result.dead_letters]
         for fact in result.customer_facts:
             key = fact["customer_id"].encode()

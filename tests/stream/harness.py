@@ -11,7 +11,7 @@ from stream import snapshot
 from stream.pipeline import Pipeline
 from stream.settings import Settings
 
-T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z, a fixed event-time origin for tests
+T0 = 1_759_996_800.0  # 2025-10-09T08:00:00Z (04:00 in New York), a fixed past origin for tests
 
 
 def settings(**overrides: Any) -> Settings:
