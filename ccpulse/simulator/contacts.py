@@ -53,7 +53,6 @@ class ContactFlow:
             profile=profile,
             priority=1 if is_vip(number) else 0,
             offered_at=now,
-            first_offered_at=now,
             customer_number=number,
             mood=mood,
             repeat=repeat,
@@ -109,55 +108,62 @@ class ContactFlow:
 
     def _serve(self, contact: Contact, agent: Agent) -> None:
         """Connect the contact to the agent and plan the conversation's course."""
-        now, rng, profile = self.timeline.now, self.rng, contact.profile
+        now, profile = self.timeline.now, contact.profile
         contact.agent = agent
         self.floor.occupy(agent, contact.units)
+        contact.wait_ratio = (now - contact.offered_at) / profile.service_level_seconds
+        target = self._transfer_target(contact)
+        talk = self._talk_seconds(profile)
+        if target is not None:
+            talk *= self.rng.uniform(0.15, 0.4)
+            self.timeline.at(now + talk, lambda: self._transfer(contact, target))
+        else:
+            queue = self._queues[contact.queue]
+            contact.resolved = self.rng.random() < queue.resolve_probability
+            hold = self._hold_seconds(profile)
+            self.timeline.at(now + talk + hold, lambda: self._end(contact, hold))
+        if profile.synchronous:
+            self.timeline.emit(now, "contact.answered", self._fields(contact))
+        first_reply = self._plan_messages(contact, now, talk, transfer=target is not None)
+        if profile.name in ("sms", "social"):
+            self.timeline.emit(first_reply, "contact.first_response", self._fields(contact))
+
+    def _transfer_target(self, contact: Contact) -> str | None:
+        """Return the queue this contact will be transferred to, if it will be."""
         queue = self._queues[contact.queue]
+        if contact.transferred or self.rng.random() >= queue.transfer_probability:
+            return None
         targets = [
             q.name
             for q in self.scenario.queues
             if q is not queue and contact.channel in q.peak_arrivals_per_hour
         ]
-        transfer = (
-            bool(targets)
-            and not contact.transferred
-            and (rng.random() < queue.transfer_probability)
-        )
-        sigma = profile.talk_sigma
-        talk = rng.lognormvariate(math.log(profile.talk_mean_seconds) - sigma * sigma / 2, sigma)
-        if transfer:
-            talk *= rng.uniform(0.15, 0.4)
-            target = rng.choice(targets)
-            self.timeline.at(now + talk, lambda: self._transfer(contact, target))
-        else:
-            contact.resolved = rng.random() < queue.resolve_probability
-        contact.wait_ratio = (now - contact.offered_at) / profile.service_level_seconds
-        if profile.synchronous:
-            self.timeline.emit(now, "contact.answered", self._fields(contact))
-        elif profile.name != "email" and not transfer:
-            reply = now + min(rng.uniform(20.0, 90.0), talk / 2)
-            self.timeline.emit(reply, "contact.first_response", self._fields(contact))
-        self._plan_messages(contact, now, talk, transfer)
-        if not transfer:
-            hold = (
-                rng.expovariate(1.0 / profile.hold_mean_seconds)
-                if (rng.random() < profile.hold_probability)
-                else 0.0
-            )
-            self.timeline.at(now + talk + hold, lambda: self._end(contact, hold))
+        return self.rng.choice(targets) if targets else None
 
-    def _plan_messages(self, contact: Contact, now: float, talk: float, transfer: bool) -> None:
+    def _talk_seconds(self, profile: ChannelProfile) -> float:
+        """Draw a log-normal conversation length with the channel's mean."""
+        sigma = profile.talk_sigma
+        mu = math.log(profile.talk_mean_seconds) - sigma * sigma / 2
+        return self.rng.lognormvariate(mu, sigma)
+
+    def _hold_seconds(self, profile: ChannelProfile) -> float:
+        if self.rng.random() < profile.hold_probability:
+            return self.rng.expovariate(1.0 / profile.hold_mean_seconds)
+        return 0.0
+
+    def _plan_messages(self, contact: Contact, now: float, talk: float, transfer: bool) -> float:
+        """Commit the conversation's messages; return when the agent first writes."""
         profile = contact.profile
         if not profile.message_turns_mean:
-            return
+            return now
         conversation = self._talk(contact)
         if profile.name == "email":
             if not transfer:
                 reply = (self.rng.choice(texts.AGENT_TURNS), self.rng.choice(texts.AGENT_CLOSINGS))
                 conversation.agent(now + talk, " ".join(reply))
-            return
+            return now + talk
         turns = max(2, round(self.rng.gauss(profile.message_turns_mean, 2.0)))
-        conversation.live(
+        return conversation.live(
             start=now,
             end=now + talk,
             turns=turns if not transfer else 3,

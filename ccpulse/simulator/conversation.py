@@ -40,11 +40,12 @@ class Conversation:
         waited_long: bool,
         resolved: bool,
         transfer: bool,
-    ) -> None:
+    ) -> float:
         """Commit the turns of a live conversation between `start` and `end`.
 
         The agent greets, customer and agent alternate, and the customer's tone drifts from
-        `mood` towards the outcome: pleased when resolved, annoyed when not.
+        `mood` towards the outcome: pleased when resolved, annoyed when not. Returns the time
+        of the agent's greeting.
         """
         rng = self.rng
         times = sorted(rng.uniform(start, end) for _ in range(max(turns, 2)))
@@ -65,3 +66,4 @@ class Conversation:
                 self.customer(when, texts.follow_up(felt, rng), felt)
             else:
                 self.agent(when, rng.choice(texts.AGENT_TURNS))
+        return times[0]

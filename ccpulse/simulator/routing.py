@@ -21,7 +21,6 @@ class Contact:
     profile: ChannelProfile
     priority: int
     offered_at: float
-    first_offered_at: float
     customer_number: int
     mood: float  # -1 (angry) .. 1 (happy), before the wait is felt
     repeat: bool  # the customer had a contact within fcr_repeat_days

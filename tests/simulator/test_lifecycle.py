@@ -132,3 +132,17 @@ def test_customers_write_first_on_digital_channels(full_day):
             assert messages[0]["speaker"] == "customer"
             assert "agent_id" not in messages[0]
             assert messages[0]["ts"] == history[0]["ts"]
+
+
+def test_first_response_is_the_agents_first_message(full_day):
+    checked = 0
+    for history in _contacts(full_day).values():
+        for leg in _legs(history):
+            responses = [e for e in leg if e["type"] == "contact.first_response"]
+            agent_messages = [e for e in leg if e["type"] == "message" and e["speaker"] == "agent"]
+            if responses:
+                assert agent_messages[0]["ts"] == responses[0]["ts"]
+                checked += 1
+            else:  # live channels answer instead; async agents never write unannounced
+                assert not agent_messages or leg[0]["channel"] == "chat"
+    assert checked > 50
