@@ -48,7 +48,7 @@ def default_scenario(
     """Return a realistic center of `queues` queues on `channels`, sized for `agents` agents.
 
     Traffic is derived from the staffing: at the daily peak the agents on duty are about
-    80 % occupied, so any combination gives a busy but workable center.
+    65 % occupied, so any combination gives a busy but workable center.
     """
     if queues < 1 or agents < 1:
         raise ValueError("need at least one queue and one agent")
