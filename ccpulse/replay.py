@@ -97,8 +97,8 @@ def _replay(lines: Iterator[bytes], args: argparse.Namespace, settings: Settings
         mapper = get_mapper(args.format)
     for number, line in enumerate(lines, start=1):
         counts.lines += 1
-        stripped = line.strip()
-        if not stripped:
+        stripped = line.rstrip(b"\r\n")  # only the line ending: a dead letter keeps every other byte
+        if not stripped.strip():
             continue
         if mapper is not None:
             _replay_mapped(mapper, stripped, number, args, settings, producer, counts)

@@ -82,7 +82,8 @@ def _pages(app: faust.App, registry: CollectorRegistry, runtime: Runtime) -> Non
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         body, content_type = exposition(registry, request.headers.get("Accept", ""))
-        return web.bytes(body, content_type=content_type)
+        # aiohttp refuses a content_type argument carrying "; charset=...": send the header as is
+        return web.bytes(body, headers={"Content-Type": content_type})
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

@@ -138,6 +138,18 @@ def worker_factory(tmp_path: Path) -> Iterator[Any]:
         worker.stop()
 
 
+def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """Return (labels, value) of every sample called ``name`` in a Prometheus exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                found.append((dict(sample.labels), float(sample.value)))
+    return found
+
+
 def run_cli(env: dict[str, str], *args: str, stdin: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
     """Run ``ccpulse ARGS`` with the given environment."""
     return subprocess.run(

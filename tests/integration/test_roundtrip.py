@@ -11,7 +11,7 @@ import pytest
 import redis
 from kafka import KafkaConsumer
 
-from tests.conftest import KAFKA, make_env, run_cli, wait_for
+from tests.conftest import KAFKA, make_env, run_cli, samples, wait_for
 from tests.stream.harness import T0, Events
 
 pytestmark = pytest.mark.integration
@@ -101,7 +101,8 @@ def test_replay_to_worker_to_redis_metrics_and_dead_letters(tmp_path: Path, stac
         assert headers["ccpulse-detail"]
     metrics = wait_for(lambda: _rejected(worker.metrics()), timeout=20, message="rejections in /metrics")
     assert metrics == {reason: 1.0 for reason in BAD_LINES}
-    assert "ccpulse_events_duplicate_total 10.0" in worker.metrics()
+    duplicates_counted = samples(worker.metrics(), "ccpulse_events_duplicate_total")
+    assert ({"stage": "contacts"}, 10.0) in duplicates_counted
 
 
 def _dead_letters(topic: str, count: int) -> dict[str, tuple[bytes, dict[str, str]]]:
@@ -118,9 +119,5 @@ def _dead_letters(topic: str, count: int) -> dict[str, tuple[bytes, dict[str, st
 
 
 def _rejected(text: str) -> dict[str, float] | None:
-    found = {}
-    for line in text.splitlines():
-        if line.startswith("ccpulse_events_rejected_total{"):
-            reason = line.split('reason="', 1)[1].split('"', 1)[0]
-            found[reason] = float(line.rsplit(" ", 1)[1])
+    found = {labels["reason"]: value for labels, value in samples(text, "ccpulse_events_rejected_total")}
     return found if len(found) == len(BAD_LINES) else None
