@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import MONDAY_8AM
-
 from ccpulse.simulator import default_scenario, generate
+from tests.simulator.checks import MONDAY_8AM
 
 
 def _run(dirty_fraction):

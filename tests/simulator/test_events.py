@@ -5,10 +5,9 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
-from conftest import MONDAY_8AM, SEED
-
 from ccpulse.simulator import default_scenario, generate
 from ccpulse.simulator.timestamps import parse_ts
+from tests.simulator.checks import MONDAY_8AM, SEED
 
 
 def test_every_event_is_valid(workday, full_day, check_event):

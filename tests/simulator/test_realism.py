@@ -6,10 +6,9 @@ import dataclasses
 import statistics
 from collections import Counter
 
-from conftest import MONDAY_8AM
-
 from ccpulse.simulator import default_scenario, generate
 from ccpulse.simulator.timestamps import parse_ts
+from tests.simulator.checks import MONDAY_8AM
 
 
 def _waits(events, after=0.0, channels=("voice", "chat")):
