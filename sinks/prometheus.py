@@ -39,12 +39,24 @@ CLASSIC_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CONTACT_COUNTERS = (
     ("contacts_offered", "offered", "Contacts offered to a queue (one per queue leg)."),
     ("contacts_answered", "answered", "Contacts connected to an agent."),
-    ("contacts_abandoned", "abandoned", "Contacts that left the queue after the short-abandon threshold."),
-    ("contacts_short_abandoned", "short_abandoned", "Contacts that left the queue before the short-abandon threshold."),
+    (
+        "contacts_abandoned",
+        "abandoned",
+        "Contacts that left the queue after the short-abandon threshold.",
+    ),
+    (
+        "contacts_short_abandoned",
+        "short_abandoned",
+        "Contacts that left the queue before the short-abandon threshold.",
+    ),
     ("contacts_transferred", "transferred", "Transfers out of a queue."),
     ("contacts_resolved", "resolved", "contact.resolved events."),
     ("contacts_reopened", "reopened", "contact.reopened events."),
-    ("contacts_answered_within_sl", "sl_within", "Contacts answered within the service-level threshold."),
+    (
+        "contacts_answered_within_sl",
+        "sl_within",
+        "Contacts answered within the service-level threshold.",
+    ),
     ("csat_responses", "csat_n", "CSAT survey responses."),
     ("csat_satisfied", "csat_good", "CSAT survey responses scoring 4 or 5."),
     ("nps_responses", "nps_n", "NPS survey responses."),
@@ -66,19 +78,53 @@ CUSTOMER_COUNTERS = (
 )
 # (metric name, histogram counter prefix, count key, sum key, help).
 HISTOGRAMS = (
-    ("wait_seconds", "hw", "wait_n", "wait_sum", "Wait from offer to answer of answered contacts, seconds."),
-    ("handle_seconds", "hh", "handle_n", "handle_sum", "Handle time from answer to wrap-up or transfer, seconds."),
-    ("resolution_seconds", "hr", "resolution_n", "resolution_sum", "Time from first offer to resolution, seconds."),
+    (
+        "wait_seconds",
+        "hw",
+        "wait_n",
+        "wait_sum",
+        "Wait from offer to answer of answered contacts, seconds.",
+    ),
+    (
+        "handle_seconds",
+        "hh",
+        "handle_n",
+        "handle_sum",
+        "Handle time from answer to wrap-up or transfer, seconds.",
+    ),
+    (
+        "resolution_seconds",
+        "hr",
+        "resolution_n",
+        "resolution_sum",
+        "Time from first offer to resolution, seconds.",
+    ),
 )
 # (KPI name, metric name, help): rolling KPIs by queue, channel and window.
 KPI_GAUGES = (
     ("service_level", "service_level_ratio", "Answered within threshold / (answered + abandoned)."),
-    ("service_level_answered", "service_level_answered_ratio", "Answered within threshold / answered."),
-    ("service_level_offered", "service_level_offered_ratio", "Answered within threshold / offered."),
+    (
+        "service_level_answered",
+        "service_level_answered_ratio",
+        "Answered within threshold / answered.",
+    ),
+    (
+        "service_level_offered",
+        "service_level_offered_ratio",
+        "Answered within threshold / offered.",
+    ),
     ("abandon_rate", "abandon_rate_ratio", "Abandoned / (offered - short abandoned)."),
     ("asa_seconds", "asa_seconds", "Average speed of answer, seconds."),
-    ("wait_p50_seconds", "wait_p50_seconds", "Median wait of answered contacts (1% relative error), seconds."),
-    ("wait_p90_seconds", "wait_p90_seconds", "90th percentile wait of answered contacts (1% relative error), seconds."),
+    (
+        "wait_p50_seconds",
+        "wait_p50_seconds",
+        "Median wait of answered contacts (1% relative error), seconds.",
+    ),
+    (
+        "wait_p90_seconds",
+        "wait_p90_seconds",
+        "90th percentile wait of answered contacts (1% relative error), seconds.",
+    ),
     ("frt_seconds", "frt_seconds", "Average first response time, seconds."),
     ("aht_seconds", "aht_seconds", "Average handle time, seconds."),
     ("art_seconds", "art_seconds", "Average resolution time, seconds."),
@@ -94,7 +140,15 @@ KPI_GAUGES = (
     ("churn_rate", "churn_ratio", "Customers lost / customers at the window's start."),
     ("clv", "customer_lifetime_value", "Customer lifetime value, in the purchases' currency."),
 )
-WINDOW_COUNTS = ("offered", "answered", "abandoned", "short_abandoned", "transferred", "resolved", "reopened")
+WINDOW_COUNTS = (
+    "offered",
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "transferred",
+    "resolved",
+    "reopened",
+)
 AGENT_STATES = ("available", "busy", "acw", "away", "stale")
 # Pipeline counter name -> (metric name, label "reason" or None).
 PIPELINE_COUNTERS: Mapping[str, tuple[str, str | None]] = {
@@ -109,13 +163,13 @@ PIPELINE_COUNTERS: Mapping[str, tuple[str, str | None]] = {
 REASONED = ("events_rejected", "events_dropped")  # families with a reason label
 ALWAYS_PRESENT = ("events_processed", "events_duplicate", "events_late")
 PIPELINE_HELP = {
-    "events_processed": "Input events (stage contacts) or customer facts (stage customers) processed.",
+    "events_processed": "Input events (stage contacts) or customer facts (stage customers).",
     "events_duplicate": "Events ignored as duplicates of an event_id already counted.",
-    "events_late": "Events older than the watermark minus the allowed lateness (still counted where possible).",
+    "events_late": "Events older than the watermark minus the allowed lateness.",
     "events_rejected": "Invalid events sent to the dead-letter topic, by reason.",
     "events_dropped": "Events that could not be counted, by reason.",
-    "facts_outside_rolling": "Facts too old for the rolling windows (still counted in today and interval).",
-    "agent_events_out_of_order": "Agent state events older than the agent's newest state (ignored for live state).",
+    "facts_outside_rolling": "Facts too old for the rolling windows (counted in today, interval).",
+    "agent_events_out_of_order": "Agent state events older than the agent's newest state.",
 }
 
 
@@ -146,7 +200,9 @@ def _nonempty(families: Iterable[Metric]) -> Iterator[Metric]:
 # -- counters and histograms (every worker) ---------------------------------------------------
 
 
-def _pair_totals(totals: Mapping[str, Mapping[str, float]]) -> Iterator[tuple[list[str], Mapping[str, float]]]:
+def _pair_totals(
+    totals: Mapping[str, Mapping[str, float]],
+) -> Iterator[tuple[list[str], Mapping[str, float]]]:
     """Yield ([queue, channel], counters) of every queue×channel scope of the totals."""
     for scope, counters in sorted(totals.items()):
         labels = scope_labels(scope)
@@ -163,7 +219,9 @@ def counter_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:
             family.add_metric(labels, counters.get(key, 0.0))
         yield family
     customers = snapshot.totals.get("all")
-    for name, key, doc in CUSTOMER_COUNTERS if customers is not None else ():
+    if customers is None:
+        return  # this worker owns no customer partition
+    for name, key, doc in CUSTOMER_COUNTERS:
         yield CounterMetricFamily(f"{prefix}_{name}", doc, value=customers.get(key, 0.0))
 
 
@@ -178,7 +236,8 @@ def cumulative_buckets(
     running = 0.0
     for index, bound in enumerate(bounds):
         running += counters.get(f"{kind}:{index}", 0.0)
-        buckets.append((floatToGoString(bound), running))
+        le = floatToGoString(bound)  # type: ignore[no-untyped-call]  # unannotated upstream
+        buckets.append((le, running))
     buckets.append(("+Inf", max(count, running)))  # +Inf is the count; never below a bucket
     return buckets
 
@@ -189,7 +248,9 @@ def histogram_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:
     for name, kind, count_key, sum_key, doc in HISTOGRAMS:
         family = HistogramMetricFamily(f"{prefix}_{name}", doc, labels=["queue", "channel"])
         for labels, counters in pairs:
-            buckets = cumulative_buckets(counters, kind, snapshot.histogram_bounds, counters.get(count_key, 0.0))
+            buckets = cumulative_buckets(
+                counters, kind, snapshot.histogram_bounds, counters.get(count_key, 0.0)
+            )
             family.add_metric(labels, buckets, sum_value=counters.get(sum_key, 0.0))
         yield family
 
@@ -217,7 +278,8 @@ def kpi_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:
                 family.add_metric([*labels, window], value)
         yield family
     counts = GaugeMetricFamily(
-        f"{prefix}_window_contacts", "Contacts in the window, by kind.",
+        f"{prefix}_window_contacts",
+        "Contacts in the window, by kind.",
         labels=["queue", "channel", "window", "kind"],
     )
     for window, labels, kpis in scopes:
@@ -231,16 +293,22 @@ def kpi_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:
 def live_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:
     """Yield live gauges (no window label) and the service-level configuration."""
     scoped = snapshot.windows.get(LIVE_WINDOW) or next(iter(snapshot.windows.values()), {})
-    waiting = GaugeMetricFamily(f"{prefix}_waiting_contacts", "Contacts waiting now.", labels=["queue", "channel"])
+    waiting = GaugeMetricFamily(
+        f"{prefix}_waiting_contacts", "Contacts waiting now.", labels=["queue", "channel"]
+    )
     oldest = GaugeMetricFamily(
-        f"{prefix}_oldest_wait_seconds", "Age of the oldest waiting contact (0 when none), seconds.",
+        f"{prefix}_oldest_wait_seconds",
+        "Age of the oldest waiting contact (0 when none), seconds.",
         labels=["queue", "channel"],
     )
     negative = GaugeMetricFamily(
-        f"{prefix}_negative_sentiment_ratio", "Open contacts with negative rolling sentiment / open contacts with a sentiment.",
+        f"{prefix}_negative_sentiment_ratio",
+        "Open contacts with negative rolling sentiment / open contacts with a sentiment.",
         labels=["queue", "channel"],
     )
-    agents = GaugeMetricFamily(f"{prefix}_agents", "Agents by live state.", labels=["queue", "state"])
+    agents = GaugeMetricFamily(
+        f"{prefix}_agents", "Agents by live state.", labels=["queue", "state"]
+    )
     for scope, kpis in sorted(scoped.items()):
         labels = scope_labels(scope)
         if labels is None:
@@ -258,13 +326,15 @@ def live_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:
 def sl_config_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:
     """Yield the service-level targets and thresholds the KPIs use."""
     targets = GaugeMetricFamily(
-        f"{prefix}_sl_target_ratio", "Service-level target; queue _default for queues without their own.",
+        f"{prefix}_sl_target_ratio",
+        "Service-level target; queue _default for queues without their own.",
         labels=["queue"],
     )
     for queue, target in sorted(snapshot.sl_targets.items()):
         targets.add_metric(["_default" if queue == "default" else queue], target)
     thresholds = GaugeMetricFamily(
-        f"{prefix}_sl_threshold_seconds", "Service-level threshold T (answered with wait <= T), seconds.",
+        f"{prefix}_sl_threshold_seconds",
+        "Service-level threshold T (answered with wait <= T), seconds.",
         labels=["queue", "channel"],
     )
     for key, seconds in sorted(snapshot.sl_thresholds.items()):
@@ -316,10 +386,13 @@ def pipeline_counter_families(pipeline: Mapping[str, float], prefix: str) -> Ite
 def publish_families(pipeline: Mapping[str, float], prefix: str) -> Iterator[Metric]:
     """Yield sink health from the ``publish:<sink>:last_success|failures`` keys."""
     last = GaugeMetricFamily(
-        f"{prefix}_last_publish_timestamp_seconds", "Last successful publish of a sink, epoch seconds.",
+        f"{prefix}_last_publish_timestamp_seconds",
+        "Last successful publish of a sink, epoch seconds.",
         labels=["sink"],
     )
-    failures = CounterMetricFamily(f"{prefix}_publish_failures", "Failed publish attempts of a sink.", labels=["sink"])
+    failures = CounterMetricFamily(
+        f"{prefix}_publish_failures", "Failed publish attempts of a sink.", labels=["sink"]
+    )
     for key, value in sorted(pipeline.items()):
         kind, _, rest = key.partition(":")
         sink, _, what = rest.rpartition(":")
@@ -335,23 +408,28 @@ def publish_families(pipeline: Mapping[str, float], prefix: str) -> Iterator[Met
 def state_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:
     """Yield watermark, snapshot time, partitions and leadership of this worker."""
     yield GaugeMetricFamily(
-        f"{prefix}_watermark_timestamp_seconds", "Event time every window ends at, epoch seconds.",
+        f"{prefix}_watermark_timestamp_seconds",
+        "Event time every window ends at, epoch seconds.",
         value=snapshot.watermark,
     )
     yield GaugeMetricFamily(
-        f"{prefix}_watermark_lag_seconds", "Wall clock minus watermark when the snapshot was built, seconds.",
+        f"{prefix}_watermark_lag_seconds",
+        "Wall clock minus watermark when the snapshot was built, seconds.",
         value=snapshot.watermark_lag_seconds,
     )
     yield GaugeMetricFamily(
-        f"{prefix}_snapshot_timestamp_seconds", "Wall clock when the latest snapshot was built, epoch seconds.",
+        f"{prefix}_snapshot_timestamp_seconds",
+        "Wall clock when the latest snapshot was built, epoch seconds.",
         value=snapshot.generated_at,
     )
     yield GaugeMetricFamily(
-        f"{prefix}_snapshot_partitions", "Stage partitions (contacts + customers) whose partials the KPIs include.",
+        f"{prefix}_snapshot_partitions",
+        "Stage partitions (contacts + customers) whose partials the KPIs include.",
         value=snapshot.partitions_seen,
     )
     yield GaugeMetricFamily(
-        f"{prefix}_leader", "1 if this worker publishes the KPIs for everyone, else 0.",
+        f"{prefix}_leader",
+        "1 if this worker publishes the KPIs for everyone, else 0.",
         value=1.0 if snapshot.leader else 0.0,
     )
 
@@ -388,7 +466,10 @@ class PrometheusSink:
     name = "prometheus"
 
     def __init__(
-        self, registry: CollectorRegistry, prefix: str = "ccpulse", clock: Callable[[], float] = time.time
+        self,
+        registry: CollectorRegistry,
+        prefix: str = "ccpulse",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
         self.collector = SnapshotCollector(prefix)
@@ -427,5 +508,6 @@ def _quality(text: str) -> float:
 def exposition(registry: CollectorRegistry, accept_header: str) -> tuple[bytes, str]:
     """Render a registry as OpenMetrics if the scraper asks for it, else classic text."""
     if wants_openmetrics(accept_header or ""):
-        return openmetrics_format.generate_latest(registry), openmetrics_format.CONTENT_TYPE_LATEST
+        body = openmetrics_format.generate_latest(registry)  # type: ignore[no-untyped-call]  # as above
+        return body, openmetrics_format.CONTENT_TYPE_LATEST
     return text_format.generate_latest(registry), CLASSIC_CONTENT_TYPE

@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
 
 if TYPE_CHECKING:  # at runtime sinks stay free of stream's Faust imports
     from stream.snapshot import Snapshot
@@ -74,6 +75,15 @@ def connect(url: str) -> aioredis.Redis:
 
 def _json(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def _fields(*parts: Mapping[str, bytes]) -> dict[FieldT, EncodableT]:
+    """Merge field mappings into the type redis-py's ``hset`` wants."""
+    fields: dict[FieldT, EncodableT] = {}
+    for part in parts:
+        for name, value in part.items():
+            fields[name] = value
+    return fields
 
 
 @dataclass(frozen=True)
@@ -146,7 +156,9 @@ class RedisSink:
         self.clock = clock
         self.last_success_at: float | None = None
         self.failures = 0  # failed write attempts since start (a counter)
-        self._written: dict[str, dict[str, bytes]] = {}  # key -> KPIs Redis holds, as far as we know
+        self._written: dict[
+            str, dict[str, bytes]
+        ] = {}  # key -> KPIs Redis holds, as far as we know
         self._keys: set[str] = set()  # keys we wrote and have not deleted, kept across failures
         self._last_full: float | None = None
         self._backoff = 0.0
@@ -191,11 +203,11 @@ class RedisSink:
         }
         async with self.client.pipeline(transaction=True) as pipe:
             for h in hashes:
-                pipe.hset(h.key, mapping={**h.kpis, **window_stamps[h.window]})  # type: ignore[arg-type]  # redis-py types str|bytes values narrowly
+                pipe.hset(h.key, mapping=_fields(h.kpis, window_stamps[h.window]))
                 pipe.expire(h.key, self.ttl_seconds)
             if vanished:
                 pipe.delete(*sorted(vanished))  # a scope that left a window must not linger
-            pipe.hset(self.base + "meta", mapping=meta_fields(snapshot, now))  # type: ignore[arg-type]  # as above
+            pipe.hset(self.base + "meta", mapping=_fields(meta_fields(snapshot, now)))
             pipe.expire(self.base + "meta", self.ttl_seconds)
             pipe.publish(self.base + "updates", _json(message))
             await pipe.execute()
@@ -221,7 +233,10 @@ class RedisSink:
         if not self._down:
             log.warning(
                 "redis sink: cannot write to %s (%s: %s); retrying with backoff up to %.0f s",
-                self.target, type(exc).__name__, exc, BACKOFF_MAX_SECONDS,
+                self.target,
+                type(exc).__name__,
+                exc,
+                BACKOFF_MAX_SECONDS,
             )
             self._down = True
         self._written.clear()
@@ -274,7 +289,7 @@ async def read_kpis(
     ``{"watermark": None, "updated_at": None, "windows": {}}``.
     """
     base = key_base(prefix, app_id)
-    meta = decode_hash(await client.hgetall(base + "meta"))  # type: ignore[misc]  # redis-py's hgetall is typed sync|async
+    meta = decode_hash(await client.hgetall(base + "meta"))
     windows = [w for w in meta.get("windows") or [] if window in (None, w)]
     scopes = [s for s in meta.get("scopes") or [] if scope_matches(s, queue, channel)]
     wanted = [(w, s) for w in windows for s in scopes]
@@ -287,4 +302,8 @@ async def read_kpis(
         if raw:  # a scope can be missing from a window, or its hash expired
             kpis = {k: v for k, v in decode_hash(raw).items() if k not in STAMPS}
             out.setdefault(w, {})[s] = kpis
-    return {"watermark": meta.get("watermark"), "updated_at": meta.get("updated_at"), "windows": out}
+    return {
+        "watermark": meta.get("watermark"),
+        "updated_at": meta.get("updated_at"),
+        "windows": out,
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +15,25 @@ import redis.asyncio as aioredis
 from sinks.redis import RedisSink, read_kpis, redacted, scope_matches
 from stream.aggregates import KPI_NAMES
 from tests.sinks import snapshots
-from tests.sinks.redis_server import RedisServer, free_port, redis_server  # noqa: F401
+from tests.sinks.redis_server import RedisServer, free_port, running_redis
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    yield from running_redis(tmp_path)
+
 
 BASE = "t:v1:app:"
 WINDOWS = ("5m", "15m", "1h", "today", "interval")
 SCOPES_15M = (
-    "agent:a1", "all", "channel:chat", "channel:voice", "queue:billing",
-    "queue:billing|channel:voice", "queue:sales", "queue:sales|channel:chat",
+    "agent:a1",
+    "all",
+    "channel:chat",
+    "channel:voice",
+    "queue:billing",
+    "queue:billing|channel:voice",
+    "queue:sales",
+    "queue:sales|channel:chat",
 )
 SCOPES_5M = ("agent:a1", "all", "channel:voice", "queue:billing", "queue:billing|channel:voice")
 ALL_LABELS = {f"5m|{s}" for s in SCOPES_5M} | {f"{w}|{s}" for w in WINDOWS[1:] for s in SCOPES_15M}
@@ -38,7 +50,7 @@ class Clock:
 
 
 @pytest.fixture
-async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:  # noqa: F811
+async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
     reader = aioredis.Redis.from_url(redis_server.url)
     yield reader
     await reader.aclose()
@@ -58,33 +70,66 @@ async def updated_at(client: aioredis.Redis) -> dict[str, bytes]:
 
 
 def with_windows(snapshot: Any, drop_scope: str) -> Any:
-    windows = {w: {s: k for s, k in scoped.items() if s != drop_scope} for w, scoped in snapshot.windows.items()}
+    windows = {
+        w: {s: k for s, k in scoped.items() if s != drop_scope}
+        for w, scoped in snapshot.windows.items()
+    }
     return dataclasses.replace(snapshot, windows=windows)
 
 
-async def test_publish_writes_every_window_and_scope(redis_server: RedisServer, client: aioredis.Redis) -> None:  # noqa: F811
+async def test_publish_writes_every_window_and_scope(
+    redis_server: RedisServer, client: aioredis.Redis
+) -> None:
     sink = make_sink(redis_server, Clock(1000.0))
     await sink.publish(snapshots.snapshot())
     await sink.close()
 
     keys = {k.decode() for k in await client.keys(BASE + "*")}
-    assert keys == {BASE + "meta"} | {BASE + "kpi:" + label.replace("|", ":", 1) for label in ALL_LABELS}
+    assert keys == {BASE + "meta"} | {
+        BASE + "kpi:" + label.replace("|", ":", 1) for label in ALL_LABELS
+    }
     pair = await client.hgetall(BASE + "kpi:15m:queue:billing|channel:voice")
-    expected = {k.encode(): orjson.dumps(v) for k, v in snapshots.snapshot().windows["15m"]["queue:billing|channel:voice"].items()}
-    expected |= {b"updated_at": b"1000.0", b"watermark": b"1800000900.0",
-                 b"window_start": b"1800000000.0", b"window_end": b"1800000900.0"}
+    expected = {
+        k.encode(): orjson.dumps(v)
+        for k, v in snapshots.snapshot().windows["15m"]["queue:billing|channel:voice"].items()
+    }
+    expected |= {
+        b"updated_at": b"1000.0",
+        b"watermark": b"1800000900.0",
+        b"window_start": b"1800000000.0",
+        b"window_end": b"1800000900.0",
+    }
     assert pair == expected
     assert (pair[b"offered"], pair[b"abandoned"], pair[b"short_abandoned"]) == (b"10", b"2", b"1")
-    assert (pair[b"service_level"], pair[b"abandon_rate"], pair[b"asa_seconds"]) == (b"0.555556", b"0.222222", b"12.0")
-    assert (pair[b"csat"], pair[b"nps"], pair[b"waiting"], pair[b"oldest_wait_seconds"]) == (b"0.75", b"null", b"2", b"42.5")
-    assert {f.decode() for f in pair} == {*KPI_NAMES, "updated_at", "watermark", "window_start", "window_end"}
+    assert (pair[b"service_level"], pair[b"abandon_rate"], pair[b"asa_seconds"]) == (
+        b"0.555556",
+        b"0.222222",
+        b"12.0",
+    )
+    assert (pair[b"csat"], pair[b"nps"], pair[b"waiting"], pair[b"oldest_wait_seconds"]) == (
+        b"0.75",
+        b"null",
+        b"2",
+        b"42.5",
+    )
+    assert {f.decode() for f in pair} == {
+        *KPI_NAMES,
+        "updated_at",
+        "watermark",
+        "window_start",
+        "window_end",
+    }
     agent = await client.hgetall(BASE + "kpi:5m:agent:a1")
-    assert (agent[b"state"], agent[b"answered"], agent[b"window_start"]) == (b'"busy"', b"0", b"1800000600.0")
+    assert (agent[b"state"], agent[b"answered"], agent[b"window_start"]) == (
+        b'"busy"',
+        b"0",
+        b"1800000600.0",
+    )
     assert 3_599_000 < await client.pttl(BASE + "kpi:today:all") <= 3_600_000
     assert 3_599_000 < await client.pttl(BASE + "meta") <= 3_600_000
 
 
-async def test_meta_hash(redis_server: RedisServer, client: aioredis.Redis) -> None:  # noqa: F811
+async def test_meta_hash(redis_server: RedisServer, client: aioredis.Redis) -> None:
     sink = make_sink(redis_server, Clock(1000.0))
     await sink.publish(snapshots.snapshot())
     await sink.close()
@@ -98,12 +143,14 @@ async def test_meta_hash(redis_server: RedisServer, client: aioredis.Redis) -> N
     }
 
 
-async def test_one_message_per_publish_listing_changed_hashes(redis_server: RedisServer, client: aioredis.Redis) -> None:  # noqa: F811
+async def test_one_message_per_publish_listing_changed_hashes(
+    redis_server: RedisServer, client: aioredis.Redis
+) -> None:
     clock = Clock(1000.0)
     sink = make_sink(redis_server, clock)
     pubsub = client.pubsub()
     await pubsub.subscribe(BASE + "updates")
-    assert (await pubsub.get_message(timeout=1.0))["type"] == "subscribe"  # type: ignore[index]
+    assert (await pubsub.get_message(timeout=1.0))["type"] == "subscribe"
 
     await sink.publish(snapshots.snapshot())
     clock.now = 1001.0
@@ -113,19 +160,26 @@ async def test_one_message_per_publish_listing_changed_hashes(redis_server: Redi
     await sink.close()
 
     messages = []
-    while (message := await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)) is not None:
+    while (
+        message := await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+    ) is not None:
         messages.append(orjson.loads(message["data"]))
     await pubsub.aclose()
     assert len(messages) == 3
     assert (messages[0]["watermark"], messages[0]["updated_at"]) == (snapshots.WM, 1000.0)
     assert sorted(messages[0]["changed"]) == sorted(ALL_LABELS)
     assert messages[1] == {"watermark": snapshots.WM, "updated_at": 1001.0, "changed": []}
-    changed = {f"{w}|{s}" for w in ("15m", "1h", "today", "interval")
-               for s in ("all", "queue:billing", "channel:voice", "queue:billing|channel:voice")}
+    changed = {
+        f"{w}|{s}"
+        for w in ("15m", "1h", "today", "interval")
+        for s in ("all", "queue:billing", "channel:voice", "queue:billing|channel:voice")
+    }
     assert set(messages[2]["changed"]) == changed and len(messages[2]["changed"]) == 16
 
 
-async def test_only_changed_hashes_are_rewritten(redis_server: RedisServer, client: aioredis.Redis) -> None:  # noqa: F811
+async def test_only_changed_hashes_are_rewritten(
+    redis_server: RedisServer, client: aioredis.Redis
+) -> None:
     clock = Clock(1000.0)
     sink = make_sink(redis_server, clock)
     await sink.publish(snapshots.snapshot())
@@ -135,15 +189,20 @@ async def test_only_changed_hashes_are_rewritten(redis_server: RedisServer, clie
 
     stamps = await updated_at(client)
     rewritten = {label for label, stamp in stamps.items() if stamp == b"1001.0"}
-    assert rewritten == {f"{w}|{s}" for w in ("15m", "1h", "today", "interval")
-                         for s in ("all", "queue:billing", "channel:voice", "queue:billing|channel:voice")}
+    assert rewritten == {
+        f"{w}|{s}"
+        for w in ("15m", "1h", "today", "interval")
+        for s in ("all", "queue:billing", "channel:voice", "queue:billing|channel:voice")
+    }
     assert {stamps[label] for label in ALL_LABELS - rewritten} == {b"1000.0"}
     assert await client.hget(BASE + "kpi:1h:queue:billing", "offered") == b"11"
     assert await client.hget(BASE + "kpi:1h:queue:sales", "offered") == b"4"
     assert await client.hget(BASE + "meta", "updated_at") == b"1001.0"
 
 
-async def test_heartbeat_rewrites_every_hash(redis_server: RedisServer, client: aioredis.Redis) -> None:  # noqa: F811
+async def test_heartbeat_rewrites_every_hash(
+    redis_server: RedisServer, client: aioredis.Redis
+) -> None:
     clock = Clock(1000.0)
     sink = make_sink(redis_server, clock, heartbeat=5.0)
     await sink.publish(snapshots.snapshot())
@@ -159,7 +218,7 @@ async def test_heartbeat_rewrites_every_hash(redis_server: RedisServer, client: 
     assert len(await updated_at(client)) == len(ALL_LABELS)
 
 
-async def test_non_leader_writes_nothing(redis_server: RedisServer, client: aioredis.Redis) -> None:  # noqa: F811
+async def test_non_leader_writes_nothing(redis_server: RedisServer, client: aioredis.Redis) -> None:
     sink = make_sink(redis_server, Clock(1000.0))
     await sink.publish(snapshots.snapshot(leader=False))
     await sink.close()
@@ -167,7 +226,9 @@ async def test_non_leader_writes_nothing(redis_server: RedisServer, client: aior
     assert (sink.last_success_at, sink.failures) == (None, 0)
 
 
-async def test_a_scope_that_left_is_deleted(redis_server: RedisServer, client: aioredis.Redis) -> None:  # noqa: F811
+async def test_a_scope_that_left_is_deleted(
+    redis_server: RedisServer, client: aioredis.Redis
+) -> None:
     clock = Clock(1000.0)
     sink = make_sink(redis_server, clock)
     pubsub = client.pubsub()
@@ -184,7 +245,9 @@ async def test_a_scope_that_left_is_deleted(redis_server: RedisServer, client: a
     second = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
     await pubsub.aclose()
     assert second is not None
-    assert sorted(orjson.loads(second["data"])["changed"]) == sorted(f"{w}|agent:a1" for w in WINDOWS)
+    assert sorted(orjson.loads(second["data"])["changed"]) == sorted(
+        f"{w}|agent:a1" for w in WINDOWS
+    )
 
 
 async def test_redis_down_logs_once_backs_off_then_writes_full_state(
@@ -287,7 +350,9 @@ def test_scope_filter(scope: str, queue: str | None, channel: str | None, kept: 
     assert scope_matches(scope, queue, channel) is kept
 
 
-async def test_read_kpis_returns_what_was_published(redis_server: RedisServer, client: aioredis.Redis) -> None:  # noqa: F811
+async def test_read_kpis_returns_what_was_published(
+    redis_server: RedisServer, client: aioredis.Redis
+) -> None:
     snapshot = snapshots.snapshot()
     sink = make_sink(redis_server, Clock(1000.0))
     await sink.publish(snapshot)
@@ -295,23 +360,37 @@ async def test_read_kpis_returns_what_was_published(redis_server: RedisServer, c
 
     kpis = await read_kpis(client, "t", "app")
     assert (kpis["watermark"], kpis["updated_at"]) == (snapshots.WM, 1000.0)
-    assert kpis["windows"] == {w: {s: dict(k) for s, k in scoped.items()} for w, scoped in snapshot.windows.items()}
+    assert kpis["windows"] == {
+        w: {s: dict(k) for s, k in scoped.items()} for w, scoped in snapshot.windows.items()
+    }
     assert kpis["windows"]["15m"]["queue:billing"]["service_level"] == 0.555556
 
 
 @pytest.mark.parametrize(
     ("filters", "expected"),
     [
-        ({"queue": "billing"}, {w: ["queue:billing", "queue:billing|channel:voice"] for w in WINDOWS}),
-        ({"channel": "chat"}, {w: ["channel:chat", "queue:sales|channel:chat"] for w in WINDOWS[1:]}),
-        ({"queue": "sales", "channel": "chat"}, {w: ["queue:sales|channel:chat"] for w in WINDOWS[1:]}),
+        (
+            {"queue": "billing"},
+            {w: ["queue:billing", "queue:billing|channel:voice"] for w in WINDOWS},
+        ),
+        (
+            {"channel": "chat"},
+            {w: ["channel:chat", "queue:sales|channel:chat"] for w in WINDOWS[1:]},
+        ),
+        (
+            {"queue": "sales", "channel": "chat"},
+            {w: ["queue:sales|channel:chat"] for w in WINDOWS[1:]},
+        ),
         ({"window": "5m"}, {"5m": list(SCOPES_5M)}),
         ({"window": "5m", "queue": "sales"}, {}),
         ({"queue": "nope"}, {}),
     ],
 )
 async def test_read_kpis_filters(
-    redis_server: RedisServer, client: aioredis.Redis, filters: dict[str, str], expected: dict[str, list[str]]  # noqa: F811
+    redis_server: RedisServer,
+    client: aioredis.Redis,
+    filters: dict[str, str],
+    expected: dict[str, list[str]],
 ) -> None:
     sink = make_sink(redis_server, Clock(1000.0))
     await sink.publish(snapshots.snapshot())
@@ -322,10 +401,16 @@ async def test_read_kpis_filters(
 
 
 async def test_read_kpis_of_an_app_that_never_published(client: aioredis.Redis) -> None:
-    assert await read_kpis(client, "t", "nobody") == {"watermark": None, "updated_at": None, "windows": {}}
+    assert await read_kpis(client, "t", "nobody") == {
+        "watermark": None,
+        "updated_at": None,
+        "windows": {},
+    }
 
 
-async def test_read_kpis_skips_expired_hashes_and_decodes_str_replies(redis_server: RedisServer) -> None:  # noqa: F811
+async def test_read_kpis_skips_expired_hashes_and_decodes_str_replies(
+    redis_server: RedisServer,
+) -> None:
     sink = make_sink(redis_server, Clock(1000.0))
     await sink.publish(snapshots.snapshot())
     await sink.close()
