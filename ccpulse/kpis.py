@@ -46,10 +46,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await client.aclose()
     where = key_base(settings.redis_prefix, settings.app_id).rstrip(":")
-    if kpis["watermark"] is None:
+    filters = _filters(args)
+    if kpis["watermark"] is None or not (kpis["windows"] or filters):
         return _fail(f"no KPIs in Redis under {where}: is a worker running?")
     if not kpis["windows"]:
-        return _fail(f"no KPIs match {_filters(args)} under {where}")
+        return _fail(f"no KPIs match {filters} under {where}")
     if args.json:
         print(orjson.dumps(kpis).decode())
     else:

@@ -28,6 +28,8 @@ from prometheus_client.metrics_core import (
 from prometheus_client.openmetrics import exposition as openmetrics_format
 from prometheus_client.utils import floatToGoString
 
+from stream.aggregates import COUNT_KPIS  # plain names; stream.aggregates imports no Faust
+
 if TYPE_CHECKING:  # at runtime sinks stay free of stream's Faust imports
     from stream.snapshot import Snapshot
 
@@ -39,24 +41,12 @@ CLASSIC_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CONTACT_COUNTERS = (
     ("contacts_offered", "offered", "Contacts offered to a queue (one per queue leg)."),
     ("contacts_answered", "answered", "Contacts connected to an agent."),
-    (
-        "contacts_abandoned",
-        "abandoned",
-        "Contacts that left the queue after the short-abandon threshold.",
-    ),
-    (
-        "contacts_short_abandoned",
-        "short_abandoned",
-        "Contacts that left the queue before the short-abandon threshold.",
-    ),
+    ("contacts_abandoned", "abandoned", "Abandons after the short-abandon threshold."),
+    ("contacts_short_abandoned", "short_abandoned", "Abandons before the short-abandon threshold."),
     ("contacts_transferred", "transferred", "Transfers out of a queue."),
     ("contacts_resolved", "resolved", "contact.resolved events."),
     ("contacts_reopened", "reopened", "contact.reopened events."),
-    (
-        "contacts_answered_within_sl",
-        "sl_within",
-        "Contacts answered within the service-level threshold.",
-    ),
+    ("contacts_answered_within_sl", "sl_within", "Contacts answered within the SL threshold."),
     ("csat_responses", "csat_n", "CSAT survey responses."),
     ("csat_satisfied", "csat_good", "CSAT survey responses scoring 4 or 5."),
     ("nps_responses", "nps_n", "NPS survey responses."),
@@ -74,57 +64,23 @@ CUSTOMER_COUNTERS = (
     ("customers_joined", "joined", "customer.joined events."),
     ("customers_left", "left", "customer.left events."),
     ("purchases", "purchases", "purchase events."),
-    ("purchase_amount", "purchase_amount", "Sum of purchase amounts, in the purchases' currency."),
+    ("purchase_amount", "purchase_amount", "Sum of purchase amounts, in their currency."),
 )
-# (metric name, histogram counter prefix, count key, sum key, help).
+# (metric name, bucket counter prefix, count key, sum key, help).
 HISTOGRAMS = (
-    (
-        "wait_seconds",
-        "hw",
-        "wait_n",
-        "wait_sum",
-        "Wait from offer to answer of answered contacts, seconds.",
-    ),
-    (
-        "handle_seconds",
-        "hh",
-        "handle_n",
-        "handle_sum",
-        "Handle time from answer to wrap-up or transfer, seconds.",
-    ),
-    (
-        "resolution_seconds",
-        "hr",
-        "resolution_n",
-        "resolution_sum",
-        "Time from first offer to resolution, seconds.",
-    ),
+    ("wait_seconds", "hw", "wait_n", "wait_sum", "Offer to answer of answered contacts, s."),
+    ("handle_seconds", "hh", "handle_n", "handle_sum", "Answer to wrap-up or transfer, s."),
+    ("resolution_seconds", "hr", "resolution_n", "resolution_sum", "First offer to resolution, s."),
 )
 # (KPI name, metric name, help): rolling KPIs by queue, channel and window.
 KPI_GAUGES = (
-    ("service_level", "service_level_ratio", "Answered within threshold / (answered + abandoned)."),
-    (
-        "service_level_answered",
-        "service_level_answered_ratio",
-        "Answered within threshold / answered.",
-    ),
-    (
-        "service_level_offered",
-        "service_level_offered_ratio",
-        "Answered within threshold / offered.",
-    ),
+    ("service_level", "service_level_ratio", "Within threshold / (answered + abandoned)."),
+    ("service_level_answered", "service_level_answered_ratio", "Within threshold / answered."),
+    ("service_level_offered", "service_level_offered_ratio", "Within threshold / offered."),
     ("abandon_rate", "abandon_rate_ratio", "Abandoned / (offered - short abandoned)."),
     ("asa_seconds", "asa_seconds", "Average speed of answer, seconds."),
-    (
-        "wait_p50_seconds",
-        "wait_p50_seconds",
-        "Median wait of answered contacts (1% relative error), seconds.",
-    ),
-    (
-        "wait_p90_seconds",
-        "wait_p90_seconds",
-        "90th percentile wait of answered contacts (1% relative error), seconds.",
-    ),
+    ("wait_p50_seconds", "wait_p50_seconds", "Median wait (1% relative error), seconds."),
+    ("wait_p90_seconds", "wait_p90_seconds", "90th percentile wait (1% relative error), seconds."),
     ("frt_seconds", "frt_seconds", "Average first response time, seconds."),
     ("aht_seconds", "aht_seconds", "Average handle time, seconds."),
     ("art_seconds", "art_seconds", "Average resolution time, seconds."),
@@ -135,20 +91,12 @@ KPI_GAUGES = (
     ("ces_easy_ratio", "ces_easy_ratio", "CES responses scoring 5 or more / CES responses."),
     ("sentiment", "sentiment_score", "Mean customer message sentiment, -1..1."),
     ("conversion_rate", "conversion_ratio", "Converted resolutions / answered."),
-    ("occupancy", "occupancy_ratio", "Busy + after-contact-work time / (that + available time)."),
+    ("occupancy", "occupancy_ratio", "Busy + after-contact work / (that + available), time."),
     ("retention_rate", "retention_ratio", "Customer retention over the window."),
     ("churn_rate", "churn_ratio", "Customers lost / customers at the window's start."),
     ("clv", "customer_lifetime_value", "Customer lifetime value, in the purchases' currency."),
 )
-WINDOW_COUNTS = (
-    "offered",
-    "answered",
-    "abandoned",
-    "short_abandoned",
-    "transferred",
-    "resolved",
-    "reopened",
-)
+WINDOW_COUNTS = (*COUNT_KPIS, "reopened")
 AGENT_STATES = ("available", "busy", "acw", "away", "stale")
 # Pipeline counter name -> (metric name, label "reason" or None).
 PIPELINE_COUNTERS: Mapping[str, tuple[str, str | None]] = {
@@ -170,6 +118,14 @@ PIPELINE_HELP = {
     "events_dropped": "Events that could not be counted, by reason.",
     "facts_outside_rolling": "Facts too old for the rolling windows (counted in today, interval).",
     "agent_events_out_of_order": "Agent state events older than the agent's newest state.",
+}
+
+STATE_HELP = {
+    "watermark_timestamp_seconds": "Event time every window ends at, epoch seconds.",
+    "watermark_lag_seconds": "Wall clock minus watermark when the snapshot was built, seconds.",
+    "snapshot_timestamp_seconds": "Wall clock when the latest snapshot was built, epoch seconds.",
+    "snapshot_partitions": "Stage partitions (contacts + customers) the KPIs include.",
+    "leader": "1 if this worker publishes the KPIs for everyone, else 0.",
 }
 
 
@@ -271,16 +227,14 @@ def kpi_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:
     """Yield the rolling KPIs by queue, channel and window; a null KPI has no series."""
     scopes = list(_kpi_scopes(snapshot))
     for kpi, name, doc in KPI_GAUGES:
-        family = GaugeMetricFamily(f"{prefix}_{name}", doc, labels=["queue", "channel", "window"])
+        family = _gauge(prefix, name, doc, "queue", "channel", "window")
         for window, labels, kpis in scopes:
             value = _number(kpis.get(kpi))
             if value is not None:
                 family.add_metric([*labels, window], value)
         yield family
-    counts = GaugeMetricFamily(
-        f"{prefix}_window_contacts",
-        "Contacts in the window, by kind.",
-        labels=["queue", "channel", "window", "kind"],
+    counts = _gauge(
+        prefix, "window_contacts", "Contacts in the window.", "queue", "channel", "window", "kind"
     )
     for window, labels, kpis in scopes:
         for kind in WINDOW_COUNTS:
@@ -290,25 +244,25 @@ def kpi_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:
     yield counts
 
 
+def _gauge(prefix: str, name: str, doc: str, *labels: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"{prefix}_{name}", doc, labels=list(labels))
+
+
 def live_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:
     """Yield live gauges (no window label) and the service-level configuration."""
     scoped = snapshot.windows.get(LIVE_WINDOW) or next(iter(snapshot.windows.values()), {})
-    waiting = GaugeMetricFamily(
-        f"{prefix}_waiting_contacts", "Contacts waiting now.", labels=["queue", "channel"]
+    waiting = _gauge(prefix, "waiting_contacts", "Contacts waiting now.", "queue", "channel")
+    oldest = _gauge(
+        prefix, "oldest_wait_seconds", "Oldest wait now (0: none), s.", "queue", "channel"
     )
-    oldest = GaugeMetricFamily(
-        f"{prefix}_oldest_wait_seconds",
-        "Age of the oldest waiting contact (0 when none), seconds.",
-        labels=["queue", "channel"],
+    negative = _gauge(
+        prefix,
+        "negative_sentiment_ratio",
+        "Open contacts with negative sentiment / with one.",
+        "queue",
+        "channel",
     )
-    negative = GaugeMetricFamily(
-        f"{prefix}_negative_sentiment_ratio",
-        "Open contacts with negative rolling sentiment / open contacts with a sentiment.",
-        labels=["queue", "channel"],
-    )
-    agents = GaugeMetricFamily(
-        f"{prefix}_agents", "Agents by live state.", labels=["queue", "state"]
-    )
+    agents = _gauge(prefix, "agents", "Agents by live state.", "queue", "state")
     for scope, kpis in sorted(scoped.items()):
         labels = scope_labels(scope)
         if labels is None:
@@ -325,17 +279,11 @@ def live_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:
 
 def sl_config_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:
     """Yield the service-level targets and thresholds the KPIs use."""
-    targets = GaugeMetricFamily(
-        f"{prefix}_sl_target_ratio",
-        "Service-level target; queue _default for queues without their own.",
-        labels=["queue"],
-    )
+    targets = _gauge(prefix, "sl_target_ratio", "Service-level target (queue _default).", "queue")
     for queue, target in sorted(snapshot.sl_targets.items()):
         targets.add_metric(["_default" if queue == "default" else queue], target)
-    thresholds = GaugeMetricFamily(
-        f"{prefix}_sl_threshold_seconds",
-        "Service-level threshold T (answered with wait <= T), seconds.",
-        labels=["queue", "channel"],
+    thresholds = _gauge(
+        prefix, "sl_threshold_seconds", "SL threshold T (wait <= T), s.", "queue", "channel"
     )
     for key, seconds in sorted(snapshot.sl_thresholds.items()):
         queue, _, channel = key.partition("|")
@@ -385,10 +333,8 @@ def pipeline_counter_families(pipeline: Mapping[str, float], prefix: str) -> Ite
 
 def publish_families(pipeline: Mapping[str, float], prefix: str) -> Iterator[Metric]:
     """Yield sink health from the ``publish:<sink>:last_success|failures`` keys."""
-    last = GaugeMetricFamily(
-        f"{prefix}_last_publish_timestamp_seconds",
-        "Last successful publish of a sink, epoch seconds.",
-        labels=["sink"],
+    last = _gauge(
+        prefix, "last_publish_timestamp_seconds", "Last publish of a sink, epoch s.", "sink"
     )
     failures = CounterMetricFamily(
         f"{prefix}_publish_failures", "Failed publish attempts of a sink.", labels=["sink"]
@@ -407,31 +353,15 @@ def publish_families(pipeline: Mapping[str, float], prefix: str) -> Iterator[Met
 
 def state_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:
     """Yield watermark, snapshot time, partitions and leadership of this worker."""
-    yield GaugeMetricFamily(
-        f"{prefix}_watermark_timestamp_seconds",
-        "Event time every window ends at, epoch seconds.",
-        value=snapshot.watermark,
-    )
-    yield GaugeMetricFamily(
-        f"{prefix}_watermark_lag_seconds",
-        "Wall clock minus watermark when the snapshot was built, seconds.",
-        value=snapshot.watermark_lag_seconds,
-    )
-    yield GaugeMetricFamily(
-        f"{prefix}_snapshot_timestamp_seconds",
-        "Wall clock when the latest snapshot was built, epoch seconds.",
-        value=snapshot.generated_at,
-    )
-    yield GaugeMetricFamily(
-        f"{prefix}_snapshot_partitions",
-        "Stage partitions (contacts + customers) whose partials the KPIs include.",
-        value=snapshot.partitions_seen,
-    )
-    yield GaugeMetricFamily(
-        f"{prefix}_leader",
-        "1 if this worker publishes the KPIs for everyone, else 0.",
-        value=1.0 if snapshot.leader else 0.0,
-    )
+    values = {
+        "watermark_timestamp_seconds": snapshot.watermark,
+        "watermark_lag_seconds": snapshot.watermark_lag_seconds,
+        "snapshot_timestamp_seconds": snapshot.generated_at,
+        "snapshot_partitions": float(snapshot.partitions_seen),
+        "leader": 1.0 if snapshot.leader else 0.0,
+    }
+    for name, value in values.items():
+        yield GaugeMetricFamily(f"{prefix}_{name}", STATE_HELP[name], value=value)
 
 
 def snapshot_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:

@@ -171,7 +171,10 @@ class RedisSink:
     async def publish(self, snapshot: Snapshot) -> None:
         """Write a leader's snapshot; skip while backing off after a failure."""
         if not snapshot.leader:
-            return  # only the leader's snapshot carries everyone's KPIs
+            # Only the leader's snapshot carries everyone's KPIs. Another worker leads now and
+            # writes its own values: if we lead again, our cache of Redis would be wrong.
+            self._forget()
+            return
         now = self.clock()
         if now < self._next_try:
             return
@@ -239,13 +242,17 @@ class RedisSink:
                 BACKOFF_MAX_SECONDS,
             )
             self._down = True
-        self._written.clear()
-        self._last_full = None
+        self._forget()
         self._backoff = min(BACKOFF_MAX_SECONDS, self._backoff * 2 or BACKOFF_FIRST_SECONDS)
         self._next_try = now + self._backoff
 
+    def _forget(self) -> None:
+        """Forget what Redis holds, so the next write is a full one."""
+        self._written.clear()
+        self._last_full = None
+
     async def close(self) -> None:
-        """Close the client and its connections."""
+        """Close the client and its connections (an injected client too: the sink owns it)."""
         await self.client.aclose()
 
 

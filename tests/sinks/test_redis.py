@@ -226,6 +226,20 @@ async def test_non_leader_writes_nothing(redis_server: RedisServer, client: aior
     assert (sink.last_success_at, sink.failures) == (None, 0)
 
 
+async def test_leading_again_rewrites_everything(
+    redis_server: RedisServer, client: aioredis.Redis
+) -> None:
+    clock = Clock(1000.0)
+    sink = make_sink(redis_server, clock)
+    await sink.publish(snapshots.snapshot())
+    clock.now = 1001.0
+    await sink.publish(snapshots.snapshot(leader=False))  # another worker leads and writes
+    clock.now = 1002.0
+    await sink.publish(snapshots.snapshot())
+    await sink.close()
+    assert set((await updated_at(client)).values()) == {b"1002.0"}
+
+
 async def test_a_scope_that_left_is_deleted(
     redis_server: RedisServer, client: aioredis.Redis
 ) -> None:
