@@ -156,9 +156,8 @@ class RedisSink:
         self.clock = clock
         self.last_success_at: float | None = None
         self.failures = 0  # failed write attempts since start (a counter)
-        self._written: dict[
-            str, dict[str, bytes]
-        ] = {}  # key -> KPIs Redis holds, as far as we know
+        # key -> KPIs Redis holds, as far as we know (cleared whenever we cannot know)
+        self._written: dict[str, dict[str, bytes]] = {}
         self._keys: set[str] = set()  # keys we wrote and have not deleted, kept across failures
         self._last_full: float | None = None
         self._backoff = 0.0
