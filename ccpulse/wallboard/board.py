@@ -91,12 +91,18 @@ async def read_board(
 
     A scope whose hash is missing (expired, or left the window) has no tile.
     """
-    meta = decode_hash(await client.hgetall(base + "meta"))
-    wanted = sorted(filter(shown, meta.get("scopes") or [] if scopes is None else scopes))
-    async with client.pipeline(transaction=False) as pipe:
+    if scopes is None:
+        meta = decode_hash(await client.hgetall(base + "meta"))
+        scopes = meta.get("scopes") or []
+    wanted = sorted(filter(shown, scopes))
+    # Meta and hashes in one MULTI: the stamps sent with the tiles are the ones they were
+    # written with, even while a worker publishes between our reads.
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.hgetall(base + "meta")
         for scope in wanted:
             pipe.hgetall(kpi_key(base, window, scope))
-        replies: list[Any] = await pipe.execute() if wanted else []
+        raw_meta, *replies = await pipe.execute()
+    meta = decode_hash(raw_meta)
     board = Board(window, meta.get("updated_at"), meta.get("watermark"))
     for scope, raw in zip(wanted, replies, strict=True):
         if raw:

@@ -120,9 +120,9 @@ async def _watching(app: web.Application) -> AsyncIterator[None]:
     source = app[SOURCE]
     task = asyncio.create_task(source.watcher.run())
     yield
+    source.watcher.stop()
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await asyncio.wait({task}, timeout=3.0)
     await source.client.aclose()
 
 

@@ -52,6 +52,7 @@ class Watcher:
         self._inboxes: set[asyncio.Queue[Notice]] = set()
         self._heard = False  # a pub/sub message arrived since the last poll
         self._polled: Any = None  # meta's updated_at at the last poll
+        self._stopping = False
 
     def listen(self) -> asyncio.Queue[Notice]:
         """Return a new inbox that receives every notice from now on."""
@@ -69,12 +70,20 @@ class Watcher:
             inbox.put_nowait(notice)
 
     async def run(self) -> None:
-        """Subscribe and poll until cancelled."""
+        """Subscribe and poll until ``stop()``."""
         await asyncio.gather(self._subscribe_forever(), self._poll_forever())
+
+    def stop(self) -> None:
+        """Make ``run()`` return within about a second.
+
+        A flag as well as cancellation: redis-py's reads with a timeout can swallow a
+        ``CancelledError``, and a loop that missed its cancellation must still end.
+        """
+        self._stopping = True
 
     async def _subscribe_forever(self) -> None:
         backoff = 0.0
-        while True:
+        while not self._stopping:
             try:
                 await self._subscribe()
             except UNAVAILABLE as exc:
@@ -86,7 +95,7 @@ class Watcher:
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(self.base + "updates")
-            while True:
+            while not self._stopping:
                 message = await pubsub.get_message(timeout=1.0)
                 if message is not None and message.get("type") == "message":
                     self._heard_message(message["data"])
@@ -107,7 +116,7 @@ class Watcher:
             self.tell(Notice("changed", labels))
 
     async def _poll_forever(self) -> None:
-        while True:
+        while not self._stopping:
             await self.poll()
             await asyncio.sleep(self.poll_seconds)
 
