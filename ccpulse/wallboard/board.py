@@ -64,9 +64,7 @@ def make_tile(
         "scope": scope,
         "queue": queue,
         "updated_at": raw.get("updated_at"),
-        "kpis": {
-            kpi: thresholds.judge(kpi, raw.get(kpi), queue, sl_target) for kpi in TILE_KPIS
-        },
+        "kpis": {kpi: thresholds.judge(kpi, raw.get(kpi), queue, sl_target) for kpi in TILE_KPIS},
     }
 
 
@@ -119,4 +117,3 @@ def changed_scopes(labels: Iterable[str], window: str) -> set[str]:
         if label_window == window and shown(scope):
             scopes.add(scope)
     return scopes
-

@@ -91,7 +91,9 @@ class Thresholds:
         override = self.queues.get(queue, {}) if queue is not None else {}
         return override.get(kpi, self.rules.get(kpi))
 
-    def judge(self, kpi: str, value: Any, queue: str | None, sl_target: float | None) -> dict[str, Any]:
+    def judge(
+        self, kpi: str, value: Any, queue: str | None, sl_target: float | None
+    ) -> dict[str, Any]:
         """Return what a page shows beside a value: level, target and which way is better."""
         rule = self.rule(kpi, queue)
         bounds = rule.bounds(sl_target) if rule is not None else None
@@ -169,7 +171,7 @@ def _check(rule: Rule, where: str) -> None:
             raise ThresholdsError(f"{where}.{name}: want a number, got {value!r}")
     if rule.amber_margin is not None and rule.amber_margin < 0:
         raise ThresholdsError(f"{where}.amber_margin: must not be negative")
-    if rule.amber is not None and _number(rule.green):
+    if rule.amber is not None and isinstance(rule.green, int | float):
         worse = rule.amber <= rule.green if rule.better == "higher" else rule.amber >= rule.green
         if not worse:
             raise ThresholdsError(f"{where}: amber must be on the bad side of green")

@@ -56,12 +56,17 @@ class EventStream:
         """Send a snapshot, then follow the watcher's notices; beat between them."""
         await self.response.write(f"retry: {RETRY_MILLISECONDS}\n\n".encode())
         inbox = self.source.watcher.listen()
+        loop = asyncio.get_running_loop()
         try:
             await self.refresh(resync=True)
+            beat_at = loop.time() + self.source.heartbeat_seconds
             while True:
-                notices = await self._next(inbox)
+                # By deadline, not by silence: a worker publishing every 0.5 s with nothing
+                # changed sends us notices but no events, and the page still needs its beats.
+                notices = await self._next(inbox, beat_at - loop.time())
                 if notices is None:
                     await self.heartbeat()
+                    beat_at = loop.time() + self.source.heartbeat_seconds
                 elif any(n.kind == "close" for n in notices):
                     return
                 elif notices[-1].kind == "down":
@@ -71,10 +76,12 @@ class EventStream:
         finally:
             self.source.watcher.forget(inbox)
 
-    async def _next(self, inbox: asyncio.Queue[Notice]) -> list[Notice] | None:
+    async def _next(self, inbox: asyncio.Queue[Notice], timeout: float) -> list[Notice] | None:
         """Wait for notices (all that queued up, merged); None when it is time to beat."""
+        if timeout <= 0:
+            return None
         try:
-            first = await asyncio.wait_for(inbox.get(), self.source.heartbeat_seconds)
+            first = await asyncio.wait_for(inbox.get(), timeout)
         except TimeoutError:
             return None
         notices = [first]
@@ -108,12 +115,16 @@ class EventStream:
     async def snapshot(self, board: Board) -> None:
         """Send every tile of the window."""
         self.sent = dict(board.tiles)
-        await self.send("snapshot", self._stamps(board) | {
-            "available": True,
-            "stale_after_seconds": self.source.thresholds.stale_after_seconds,
-            "heartbeat_seconds": self.source.heartbeat_seconds,
-            "tiles": list(board.tiles.values()),
-        })
+        await self.send(
+            "snapshot",
+            self._stamps(board)
+            | {
+                "available": True,
+                "stale_after_seconds": self.source.thresholds.stale_after_seconds,
+                "heartbeat_seconds": self.source.heartbeat_seconds,
+                "tiles": list(board.tiles.values()),
+            },
+        )
 
     async def change(self, board: Board, asked: set[str]) -> None:
         """Send the tiles whose numbers changed and the asked-for scopes that are gone."""
@@ -129,21 +140,27 @@ class EventStream:
     async def unavailable(self, reason: str) -> None:
         """Say the data cannot be read; the next successful read sends a full snapshot."""
         self.sent = None
-        await self.send("status", {
-            "available": False,
-            "reason": reason,
-            "server_time": self.source.clock(),
-        })
+        await self.send(
+            "status",
+            {
+                "available": False,
+                "reason": reason,
+                "server_time": self.source.clock(),
+            },
+        )
 
     async def heartbeat(self) -> None:
         """Send the server time and the newest data stamps; retry a snapshot that failed."""
         watcher = self.source.watcher
-        await self.send("heartbeat", {
-            "server_time": self.source.clock(),
-            "updated_at": watcher.updated_at,
-            "watermark": watcher.watermark,
-            "available": watcher.available is not False and self.sent is not None,
-        })
+        await self.send(
+            "heartbeat",
+            {
+                "server_time": self.source.clock(),
+                "updated_at": watcher.updated_at,
+                "watermark": watcher.watermark,
+                "available": watcher.available is not False and self.sent is not None,
+            },
+        )
         if self.sent is None and watcher.available:
             await self.refresh(resync=True)
 

@@ -81,7 +81,10 @@ def serve(
         return 2
     host = host or settings.web_host
     port = port or DEFAULT_PORT
-    print(f"ccpulse wallboard on http://{host}:{port}/ (Redis {redacted(settings.redis_url)})", flush=True)
+    print(
+        f"ccpulse wallboard on http://{host}:{port}/ (Redis {redacted(settings.redis_url)})",
+        flush=True,
+    )
     try:
         web.run_app(app, host=host, port=port, print=None, shutdown_timeout=2.0)
     except OSError as exc:

@@ -101,7 +101,7 @@ class Watcher:
                     self._heard_message(message["data"])
         finally:
             with contextlib.suppress(*UNAVAILABLE):
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
 
     def _heard_message(self, data: bytes | str) -> None:
         try:

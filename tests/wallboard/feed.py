@@ -91,7 +91,9 @@ class Feed:
 class Feeder:
     """Publish the same windows every ``interval`` seconds, like a running worker."""
 
-    def __init__(self, feed: Feed, windows: Windows, sl_targets: Mapping[str, float], interval: float = 0.5):
+    def __init__(
+        self, feed: Feed, windows: Windows, sl_targets: Mapping[str, float], interval: float = 0.5
+    ):
         self.feed = feed
         self.windows = windows
         self.sl_targets = sl_targets

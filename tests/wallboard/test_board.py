@@ -51,7 +51,11 @@ async def test_board_reads_the_sinks_layout(client: aioredis.Redis) -> None:
 
 async def test_board_reads_only_the_asked_scopes(client: aioredis.Redis) -> None:
     board = await read_board(
-        client, key_base("t", "app"), "5m", parse_thresholds({}), no_target,
+        client,
+        key_base("t", "app"),
+        "5m",
+        parse_thresholds({}),
+        no_target,
         scopes=["queue:billing", "queue:sales"],
     )
     assert sorted(board.tiles) == ["queue:billing"]  # sales has no 5m hash
@@ -59,7 +63,10 @@ async def test_board_reads_only_the_asked_scopes(client: aioredis.Redis) -> None
 
 def test_shown_scopes_and_changed_labels() -> None:
     assert [shown(s) for s in ("all", "queue:a", "queue:a|channel:voice", "channel:voice")] == [
-        True, True, False, False
+        True,
+        True,
+        False,
+        False,
     ]
     assert not shown("agent:a1")
     labels = ["15m|all", "15m|queue:a", "1h|queue:b", "15m|queue:a|channel:chat", "15m|agent:x"]

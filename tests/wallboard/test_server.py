@@ -3,6 +3,7 @@ token, read-only routes."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -49,13 +50,18 @@ async def test_snapshot_on_connect(make_client: MakeClient, feed: Feed) -> None:
     assert billing["queue"] == "billing"
     assert billing["kpis"]["waiting"] == {"value": 6, "level": "none"}
     assert billing["kpis"]["service_level"] == {
-        "value": 0.86, "level": "good", "target": 0.8, "better": "higher"
+        "value": 0.86,
+        "level": "good",
+        "target": 0.8,
+        "better": "higher",
     }
     sales_sl = tiles["queue:sales"]["kpis"]["service_level"]
     assert (sales_sl["target"], sales_sl["level"]) == (0.9, "good")
     tech = tiles["queue:tech_support"]["kpis"]
     assert [tech[k]["level"] for k in ("service_level", "abandon_rate", "asa_seconds")] == [
-        "bad", "bad", "bad"
+        "bad",
+        "bad",
+        "bad",
     ]
     assert tiles["queue:retention"]["kpis"]["csat"]["value"] is None
     assert tiles["all"]["queue"] is None
@@ -307,3 +313,24 @@ def test_serve_refuses_bad_thresholds(capsys: pytest.CaptureFixture[str]) -> Non
     settings = wallboard_settings("redis://127.0.0.1:1/0")
     assert server.serve(settings, port=1, thresholds={"kpis": {"csat": {"better": "up"}}}) == 2
     assert "kpis.csat.better" in capsys.readouterr().err
+
+
+async def test_heartbeats_keep_coming_while_unchanged_data_flows(
+    make_client: MakeClient, feed: Feed
+) -> None:
+    await feed.publish(data.windows(), data.SL_TARGETS)
+    client = await make_client()
+    events = await open_events(client)
+    await events.until("snapshot")
+
+    async def publish_often() -> None:
+        while True:  # a worker with nothing new: a notice every 0.1 s, no change to send
+            await feed.publish(data.windows(), data.SL_TARGETS)
+            await asyncio.sleep(0.1)
+
+    publisher = asyncio.create_task(publish_often())
+    try:
+        beats = [await events.until("heartbeat", timeout=1.0) for _ in range(4)]
+    finally:
+        publisher.cancel()
+    assert beats[-1]["updated_at"] > beats[0]["updated_at"]

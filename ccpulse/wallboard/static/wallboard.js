@@ -19,7 +19,7 @@
   ];
   const WINDOWS = ["15m", "1h", "today"];
   const WINDOW_NAMES = { "15m": "last 15 min", "1h": "last hour", today: "today" };
-  const LEVEL_MARKS = { good: "✓", warn: "!", bad: "✗", none: "" };
+  const LEVEL_MARKS = { good: "✓", warn: "⚠", bad: "✗", none: "" };
   const LEVEL_ORDER = ["none", "good", "warn", "bad"];
   const BACKOFF_FIRST_MS = 1000;
   const BACKOFF_MAX_MS = 30000;
