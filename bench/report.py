@@ -1,0 +1,179 @@
+"""Render a run's results as the Markdown table docs/benchmarks.md shows."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+MIB = 2**20
+
+
+def _rate(value: float | None) -> str:
+    return (
+        "–"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else f"{value:,.0f}"
+    )
+
+
+def _ms(value: float) -> str:
+    return "never (not visible)" if math.isinf(value) else f"{value:,.0f} ms"
+
+
+def _ok(passed: bool) -> str:
+    return "met" if passed else "**missed**"
+
+
+def machine_line(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    p = m["packages"]
+    return (
+        f"Machine: {m['cpu_model']}, {m['nproc']} cores (shared with the broker), "
+        f"{m['ram_bytes'] / 2**30:.1f} GiB RAM, Linux {m['kernel']}, Python {m['python']}, Kafka {m['kafka']}, "
+        f"faust-streaming {p['faust-streaming']}, aiokafka {p['aiokafka']}, quixstreams {p['quixstreams']} "
+        f"(confluent-kafka {p['confluent-kafka']}), orjson {p['orjson']}; load average "
+        f"{m['load_average_at_start'][0]:.2f} at start, {m.get('load_average_at_end', [math.nan])[0]:.2f} at end; "
+        f"mode {results['mode']}, {results.get('total_seconds', math.nan):.0f} s in all."
+    )
+
+
+def render(results: dict[str, Any]) -> str:
+    """Return the Markdown of every benchmark present in ``results``."""
+    b = results["benchmarks"]
+    lines = [machine_line(results), ""]
+    lines += _throughput(b.get("throughput"), b.get("scaleout"))
+    lines += _freshness(b.get("freshness"))
+    lines += _replay_recovery_memory(b.get("replay"), b.get("recovery"), b.get("memory"))
+    lines += _targets(b)
+    lines += _profile(b.get("profile"))
+    for name, result in b.items():
+        if "error" in result:
+            lines.append(f"- {name} FAILED: {result['error']}")
+    return "\n".join(lines)
+
+
+def _throughput(t: dict[str, Any] | None, s: dict[str, Any] | None) -> list[str]:
+    if not t or "error" in t:
+        return []
+    out = [
+        f"| throughput ({t['events']:,} events, one worker each) | events/s | ccpulse / this |",
+        "|---|---:|---:|",
+    ]
+    names = {
+        "limit": "limit: raw aiokafka + orjson",
+        "floor": "framework floor: Faust agent, no state",
+        "peer": "peer: Quix Streams, 15-min sliding KPIs per queue",
+    }
+    for key, label in names.items():
+        out.append(f"| {label} | {_rate(t[key]['rate'])} | {t[f'ccpulse_over_{key}']:.2f}× |")
+    out.append(
+        f"| **ccpulse: full KPI state, sinks on** | **{_rate(t['ccpulse']['rate'])}** | 1.00× |"
+    )
+    if s and "error" not in s:
+        out.append(
+            f"| scale-out: ccpulse, 2 workers (total) | {_rate(s['workers_2']['rate'])} | "
+            f"{s['speedup']:.2f}× of 1 worker |"
+        )
+    return [*out, ""]
+
+
+def _freshness(f: dict[str, Any] | None) -> list[str]:
+    if not f or "error" in f:
+        return []
+    out = [
+        "| freshness (produced → visible in Redis) | achieved input | p50 | p99 | max | probes not visible |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for key, r in f.items():
+        if not key.startswith("rate_"):
+            continue
+        out.append(
+            f"| {r['target_rate']:,} events/s, live | {_rate(r['achieved_rate'])}/s | {_ms(r['p50_ms'])} | "
+            f"{_ms(r['p99_ms'])} | {_ms(r['max_ms'])} | {r['unseen']} of {r['probes']} "
+            f"(after {r['drain_seconds']:.0f} s) |"
+        )
+    return [*out, ""]
+
+
+def _replay_recovery_memory(
+    r: dict[str, Any] | None, c: dict[str, Any] | None, m: dict[str, Any] | None
+) -> list[str]:
+    out = ["| state and time | measured | note |", "|---|---:|---|"]
+    if r and "error" not in r:
+        done = (
+            "whole topic"
+            if r["complete"]
+            else f"{r['processed']:,} of {r['events']:,} events within the cap"
+        )
+        out.append(
+            f"| replay one simulated day (50 queues, 5 channels) | {r['day_seconds_estimate']:,.0f} s | "
+            f"{r['hours']} h of the day produced, {done}, {_rate(r['rate'])} events/s"
+            f"{'' if r['complete'] and r['hours'] >= 24 else '; day time extrapolated at that rate'} |"
+        )
+    if c and "error" not in c:
+        out.append(
+            f"| recovery: start → first correct publish | {c['recovery_seconds']:.1f} s | one hour of state at "
+            f"{c['event_rate_per_second']:,.0f} events/s ({c['events']:,} events, {c['changelog_records']:,} "
+            f"changelog records) |"
+        )
+        out.append(
+            f"| recovery, one hour at 1,000 events/s | {c['extrapolated_1k_per_second_seconds']:,.0f} s | "
+            f"extrapolated: linear in changelog records at the measured restore rate |"
+        )
+    if m and "error" not in m:
+        o, f = m["open_contacts"], m["fcr_customers"]
+        out.append(
+            f"| worker RSS, 100k open contacts | {m['open_contacts_100k_bytes'] / MIB:,.0f} MiB | "
+            f"{_points(o)}{'' if o['points'][-1][0] >= 100_000 else '; extrapolated'} |"
+        )
+        out.append(
+            f"| worker RSS, 1M customers in FCR state | {m['fcr_customers_1m_bytes'] / MIB:,.0f} MiB | "
+            f"{_points(f)}; extrapolated linearly ({f['bytes_per_entity'] / 1024:,.1f} KiB per customer) |"
+        )
+    return [*out, ""] if len(out) > 2 else []
+
+
+def _points(result: dict[str, Any]) -> str:
+    return "measured " + ", ".join(f"{n:,} → {rss / MIB:,.0f} MiB" for n, rss in result["points"])
+
+
+def _targets(b: dict[str, Any]) -> list[str]:
+    out = []
+    t, f, c, m = b.get("throughput"), b.get("freshness"), b.get("recovery"), b.get("memory")
+    if t and "error" not in t:
+        out.append(
+            f"- ccpulse ≥ 1.0× the framework floor: {t['ccpulse_over_floor']:.2f}× — {_ok(t['ccpulse_over_floor'] >= 1.0)}"
+        )
+        out.append(
+            f"- ccpulse ≥ 2× the Quix Streams peer: {t['ccpulse_over_peer']:.2f}× — {_ok(t['ccpulse_over_peer'] >= 2.0)}"
+        )
+    if f and "error" not in f and "rate_1000" in f:
+        p99 = f["rate_1000"]["p99_ms"]
+        out.append(f"- freshness p99 ≤ 500 ms at 1k events/s: {_ms(p99)} — {_ok(p99 <= 500)}")
+    if c and "error" not in c:
+        e = c["extrapolated_1k_per_second_seconds"]
+        out.append(
+            f"- recovery ≤ 10 s for one hour at 1k events/s: {e:,.0f} s (extrapolated) — {_ok(e <= 10)}"
+        )
+    if m and "error" not in m:
+        rss = m["open_contacts_100k_bytes"] / MIB
+        out.append(
+            f"- RSS ≤ 300 MB with 100k open contacts: {rss * MIB / 1e6:,.0f} MB — {_ok(rss * MIB <= 300e6)}"
+        )
+    return ["Targets:", "", *out, ""] if out else []
+
+
+def _profile(p: dict[str, Any] | None) -> list[str]:
+    if not p or "error" in p:
+        return []
+    out = [
+        f"Profile of one worker on the throughput topic (py-spy, {p['samples']:,} samples, "
+        f"{_rate(p['rate_under_profiler'])} events/s under the profiler):",
+        "",
+        "| where the time goes | share of samples |",
+        "|---|---:|",
+    ]
+    out += [f"| {k} | {v} % |" for k, v in p["by_category_percent"].items()]
+    out += ["", "| ccpulse function (inclusive) | share |", "|---|---:|"]
+    out += [f"| `{k}` | {v} % |" for k, v in list(p["ccpulse_inclusive_percent"].items())[:12]]
+    return [*out, ""]
