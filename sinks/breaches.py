@@ -452,9 +452,11 @@ class BreachSink:
         self.clock = clock
         self.redis = _Destination("redis channel", f"{redis_target} {channel}")
         self.kafka = _Destination("kafka topic", f"{kafka_target} {topic}")
+        # Kafka sends run in the background: a broker that does not answer must not hold up
+        # the publish loop (and with it the Redis sink's writes) for seconds.
+        self.kafka_task: asyncio.Task[None] | None = None
         self.last_success_at: float | None = None
         self.failures = 0  # failed send attempts since start (a counter)
-        self.sent = 0  # events delivered to both destinations' clients
 
     @classmethod
     def from_settings(
@@ -486,9 +488,14 @@ class BreachSink:
             self.kafka.pending.append(message)
         now = self.clock()
         redis_ok = await self._send_redis(now)
-        kafka_ok = await self._send_kafka(now)
-        if redis_ok and kafka_ok:
+        self._start_kafka(now)
+        if redis_ok and not self.kafka.pending and not self.kafka.down:
             self.last_success_at = now
+
+    async def flush(self) -> None:
+        """Wait for the Kafka send in progress, if any."""
+        if self.kafka_task is not None:
+            await self.kafka_task
 
     async def _send_redis(self, now: float) -> bool:
         destination = self.redis
@@ -507,12 +514,14 @@ class BreachSink:
         destination.succeeded()
         return True
 
-    async def _send_kafka(self, now: float) -> bool:
+    def _start_kafka(self, now: float) -> None:
+        running = self.kafka_task is not None and not self.kafka_task.done()
+        if self.kafka.pending and now >= self.kafka.next_try and not running:
+            self.kafka_task = asyncio.create_task(self._send_kafka(now))
+
+    async def _send_kafka(self, now: float) -> None:
+        """Send the pending events in order; on failure keep them and back off."""
         destination = self.kafka
-        if not destination.pending:
-            return True
-        if now < destination.next_try:
-            return False
         try:
             producer = await self._producer()
             while destination.pending:
@@ -520,14 +529,12 @@ class BreachSink:
                 send = producer.send_and_wait(self.topic, value=value, key=key)
                 await asyncio.wait_for(send, KAFKA_TIMEOUT_SECONDS)
                 destination.pending.popleft()
-                self.sent += 1
         except KAFKA_UNAVAILABLE as exc:
             self.failures += 1
             destination.failed(exc, now)
             await self._drop_producer()  # a fresh one next time: aiokafka's may be wedged
-            return False
+            return
         destination.succeeded()
-        return True
 
     async def _producer(self) -> Producer:
         if self.producer is None:
@@ -545,7 +552,10 @@ class BreachSink:
                 pass  # it is being thrown away: whatever state it is in
 
     async def close(self) -> None:
-        """Stop the Kafka producer and close the Redis client (the sink owns both)."""
+        """Send what Kafka can still take, stop the producer, close the Redis client."""
+        await self.flush()
+        if self.kafka.pending and not self.kafka.down:
+            await self._send_kafka(self.clock())
         await self._drop_producer()
         await self.client.aclose()
 

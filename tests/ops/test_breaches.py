@@ -345,6 +345,7 @@ class FakeProducer:
         self.started = True
 
     async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> None:
+        await self.kafka.answering.wait()
         if self.kafka.down:
             raise KafkaConnectionError("no broker")
         self.kafka.sent.append((topic, key, orjson.loads(value)))
@@ -356,6 +357,8 @@ class FakeProducer:
 class FakeKafka:
     def __init__(self) -> None:
         self.down = False
+        self.answering = asyncio.Event()
+        self.answering.set()
         self.starts = 0
         self.sent: list[tuple[str, bytes, dict[str, Any]]] = []
         self.producers: list[FakeProducer] = []
@@ -426,7 +429,9 @@ async def test_events_go_to_the_redis_channel_and_the_kafka_topic(
     assert kafka.producers == []  # nothing to send yet: no producer started
     assert sink.last_success_at == clock.now
     await sink.publish(snap(clock.now, BAD))
+    await sink.flush()
     await sink.publish(snap(clock.now, GOOD))
+    await sink.flush()
     messages = await received(subscriber, 2)
     assert [(m["type"], m["scope"], m["value"]) for m in messages] == [
         ("breach", BILLING, 0.5),
@@ -449,21 +454,45 @@ async def test_kafka_down_logs_once_keeps_events_and_retries_later(
     sink = make_sink(redis_server, kafka, clock)
     with caplog.at_level(logging.WARNING, logger="sinks.breaches"):
         await sink.publish(snap(clock.now, BAD))  # never raises
+        await sink.flush()
         for _ in range(5):
             clock.now += 60
             await sink.publish(snap(clock.now, BAD))
+            await sink.flush()
     assert len([r for r in caplog.records if "cannot send alerts to kafka" in r.message]) == 1
     assert sink.failures == 6
     assert sink.last_success_at is None
     assert len(await received(subscriber, 1)) == 1  # Redis got it meanwhile
     clock.now += 0.1
     await sink.publish(snap(clock.now, GOOD))  # backing off: not even tried
+    await sink.flush()
     assert kafka.starts == 6
     kafka.down = False
     clock.now += 60
     await sink.publish(snap(clock.now, GOOD))
+    await sink.flush()
+    assert sink.last_success_at is None  # the Kafka send finished after that publish
+    await sink.publish(snap(clock.now, GOOD))
     assert [m["type"] for _, _, m in kafka.sent] == ["breach", "clear"]  # in order, none lost
     assert sink.last_success_at == clock.now
+    await sink.close()
+
+
+async def test_a_kafka_that_does_not_answer_does_not_hold_up_publishing(
+    redis_server: RedisServer, subscriber: Any
+) -> None:
+    kafka, clock = FakeKafka(), Clock()
+    kafka.answering.clear()
+    sink = make_sink(redis_server, kafka, clock)
+    await asyncio.wait_for(sink.publish(snap(clock.now, BAD)), 1.0)
+    await asyncio.wait_for(sink.publish(snap(clock.now, GOOD)), 1.0)
+    assert [m["type"] for m in await received(subscriber, 2)] == ["breach", "clear"]
+    assert kafka.sent == [] and sink.last_success_at is None
+    kafka.answering.set()
+    await sink.flush()
+    await sink.publish(snap(clock.now, GOOD))  # the clear is still pending: sent now
+    await sink.flush()
+    assert [m["type"] for _, _, m in kafka.sent] == ["breach", "clear"]
     await sink.close()
 
 
@@ -477,6 +506,7 @@ async def test_redis_down_keeps_events_until_it_is_back(
         await sink.publish(snap(clock.now, BAD))
         clock.now += 60
         await sink.publish(snap(clock.now, BAD))
+        await sink.flush()
     assert len([r for r in caplog.records if "cannot send alerts to redis" in r.message]) == 1
     assert [m["type"] for _, _, m in kafka.sent] == ["breach"]  # Kafka is not held back
     redis_server.start()
@@ -500,6 +530,7 @@ async def test_a_follower_judges_nothing(redis_server: RedisServer) -> None:
     await sink.publish(snap(clock.now, BAD, leader=False))
     assert sink.detector.active() == []
     await sink.publish(snap(clock.now, BAD, leader=False))
+    await sink.flush()
     assert len(kafka.sent) == 1
     await sink.close()
 

@@ -39,6 +39,8 @@ async def test_breach_and_clear_reach_redis_and_kafka(tmp_path: Path, stack: Any
     await pubsub.get_message(timeout=1.0)
     for at, level in ((0.0, 0.5), (5.0, 0.5), (10.0, 0.5), (20.0, 0.9), (30.0, 0.9)):
         await sink.publish(snapshot(1_800_000_000.0 + at, level))
+        await sink.flush()
+    await sink.publish(snapshot(1_800_000_040.0, 0.9))
     assert sink.failures == 0 and sink.last_success_at is not None
     redis_events = []
     while len(redis_events) < 2:
