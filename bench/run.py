@@ -35,7 +35,7 @@ SIZES = {
         "freshness_seconds": 30,
         "replay_hours": 24,
         "replay_cap_seconds": 300,
-        "recovery_scale": 2,
+        "recovery_scale": 3,
         "open_contacts": [50_000, 100_000],
         "fcr_customers": [25_000, 50_000],
         "timeout": 600,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ccpulse: install what the local stack needs (starts nothing). Idempotent; seconds when done.
 #   - Debian packages: redis-server, prometheus (+promtool), prometheus-alertmanager (amtool),
-#     chromium, chromium-driver (and curl / Java 17 / Maven if this machine lacks them).
+#     chromium, chromium-driver, docker-compose (its schema and `config` check the compose file;
+#     no engine is needed) (and curl / Java 17 / Maven if this machine lacks them).
 #   - Apache Kafka broker jars from Maven Central (stack/kafka/pom.xml) into
 #     $CCPULSE_STACK_DIR/kafka/libs (default <repo>/.stack/kafka/libs).
 set -euo pipefail
@@ -26,6 +27,7 @@ for spec in \
   "prometheus-alertmanager:amtool" \
   "chromium:chromium" \
   "chromium-driver:chromedriver" \
+  "docker-compose:docker-compose" \
   "curl:curl" \
   "openjdk-17-jre-headless:java" \
   "maven:mvn"; do
