@@ -57,12 +57,16 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
     @app.agent(input_topic, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            await runtime.ingest([(e.message.partition, e.message.offset, e.value) for e in events])
+            fence = _Fence(app, events)
+            await runtime.ingest(fence.batch(), fence.current)
+            fence.release()
 
     @app.agent(facts_topic, name="customers", concurrency=1)
     async def customer_stage(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            await runtime.ingest_facts([(e.message.partition, e.message.offset, e.value) for e in events])
+            fence = _Fence(app, events)
+            await runtime.ingest_facts(fence.batch(), fence.current)
+            fence.release()
 
     @app.timer(interval=settings.publish_interval_seconds)
     async def publish() -> None:
@@ -77,9 +81,42 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
 
     @app.on_partitions_revoked.connect
     async def forget(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        runtime.pipeline.forget({tp.partition for tp in revoked if tp.topic == settings.input_topic})
+        runtime.pipeline.forget(
+            contacts=_partitions(revoked, settings.input_topic),
+            customers=_partitions(revoked, facts_topic.get_topic_name()),
+        )
 
     return runtime
+
+
+class _Fence:
+    """Keep a batch read before a rebalance from being applied or acknowledged after it.
+
+    Faust's ``take_events`` acknowledges a whole batch once the agent moves on, and a
+    batch may have been read (or still be sending) when a rebalance moved its partitions.
+    Such events must be re-read by whoever owns the partition now: they are marked as
+    acknowledged on the message itself, so Faust's consumer never commits past them.
+    """
+
+    def __init__(self, app: faust.App, events: Any) -> None:
+        self.app = app
+        self.generation = app.consumer_generation_id
+        self.events = list(events)
+
+    def current(self) -> bool:
+        return bool(self.app.consumer_generation_id == self.generation)
+
+    def batch(self) -> list[tuple[int, int, Any]]:
+        fresh = [e for e in self.events if e.message.generation_id == self.generation]
+        for event in self.events:
+            if event.message.generation_id != self.generation:
+                event.message.acked = True  # stale: re-delivered after the rebalance
+        return [(e.message.partition, e.message.offset, e.value) for e in fresh]
+
+    def release(self) -> None:
+        if not self.current():
+            for event in self.events:
+                event.message.acked = True
 
 
 def _partitions(assignment: set[TP], topic: str) -> list[int]:

@@ -38,6 +38,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         web_enabled=True,
         stream_wait_empty=False,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
     )
     registry = registry or CollectorRegistry()
     redis_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)

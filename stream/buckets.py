@@ -30,6 +30,7 @@ from stream.windows import WindowClock
 
 Record = dict[str, Any]
 MAX_IDS = 512  # event ids remembered per record (messages of one chat, agent changes)
+SWEEP_SECONDS = 60  # entities past their horizon are forgotten once a minute of event time
 
 
 def scopes(queue: str, channel: str, agent: str | None) -> Iterator[str]:
@@ -65,7 +66,6 @@ class BucketState:
         self.deleted: set[str] = set()
         self.fine: dict[int, Record] = {}  # fine bucket start -> bucket record
         self.intervals: dict[int, Record] = {}  # interval start -> bucket record
-        self.swept_at = 0.0  # watermark of the last sweep over entity records
         self.meta = self._record(self.meta_key, {"wm": 0.0, "n": {}})
 
     # -- keys and records -------------------------------------------------------------
@@ -111,16 +111,42 @@ class BucketState:
     def meta_key(self) -> str:
         return f"{self.partition}|m|meta"
 
-    def advance(self, ts: float, offset: int) -> bool:
-        """Move the watermark for an event; False if meta already holds this offset."""
+    def horizon_watermark(self) -> float:
+        """The watermark that decides which buckets may still change (stage 2 overrides)."""
+        return self.watermark
+
+    def advance(self, ts: float, offset: int, reference: float | None = None) -> bool:
+        """Move the watermark for an event; False if meta already holds this offset.
+
+        ``reference`` is the watermark the event is judged late against (default: ours).
+        """
         if self.meta["o"] >= offset:
             return False  # re-delivered after a crash and already reflected everywhere
+        judged_at = max(self.watermark, ts) if reference is None else reference
         if ts > self.watermark:
             self.meta["wm"] = ts
-        elif ts < self.watermark - self.horizons.lateness:
+        if ts < judged_at - self.horizons.lateness:
             self.count("late")
         self.count("processed")
+        self._sweep_if_due()
         return True
+
+    def _sweep_if_due(self) -> None:
+        """Forget expired entities each time the horizon watermark enters a new minute.
+
+        The sweep happens at a point of the event sequence, never at a batch boundary, so
+        which records exist when an event arrives does not depend on how the input was
+        batched, interleaved or interrupted (the minute of the last sweep is in meta).
+        """
+        minute = int(self.horizon_watermark() // SWEEP_SECONDS)
+        if minute <= self.meta.get("sw", -1):
+            return
+        self.meta["sw"] = minute
+        wm = self.horizon_watermark()
+        for key in list(self.records):
+            _, kind, ident = key.split("|", 2)
+            if kind not in "bimt" and self.entity_expired(kind, ident, self.records[key], wm):
+                self._delete(key)
 
     def _seen(self, record: Record, event_id: str) -> bool:
         ids: list[str] = record.setdefault("ids", [])
@@ -131,21 +157,28 @@ class BucketState:
             del ids[: len(ids) - MAX_IDS]
         return False
 
-    def apply_fact(self, fact: Fact, offset: int, sign: float) -> None:
-        """Add (or retract) a fact to its buckets in every scope, and to the totals."""
+    def apply_fact(self, fact: Fact, offset: int, sign: float, reference: float | None = None) -> None:
+        """Add (or retract) a fact to its buckets in every scope, and to the totals.
+
+        ``reference`` is the watermark the fact was judged at (stage 2: its source
+        partition's); the fact's buckets are those inside the horizons of both that and ours.
+        """
         _, ts, queue, channel, agent, incs = fact
-        if ts < self.clock.fine_horizon(self.watermark, self.horizons.lateness):
+        if ts < self.clock.fine_horizon(self._judged_at(reference), self.horizons.lateness):
             self.count("outside_rolling")
-        self.add_scoped(ts, scopes(queue, channel, agent), incs, offset, sign)
+        self.add_scoped(ts, scopes(queue, channel, agent), incs, offset, sign, reference)
         totals = self._record(self.key("t", "totals"), {"s": {}})
         if totals["o"] < offset:
             self.dirty.add(self.key("t", "totals"))
             aggregates.add(totals["s"].setdefault(f"queue:{queue}|channel:{channel}", {}), incs, sign)
 
-    def add_scoped(self, ts: float, names: Iterable[str], incs: Any, offset: int, sign: float = 1.0) -> None:
+    def add_scoped(
+        self, ts: float, names: Iterable[str], incs: Any, offset: int, sign: float = 1.0,
+        reference: float | None = None,
+    ) -> None:
         """Add increments to named scopes of the fine and interval buckets holding ``ts``."""
         names = list(names)
-        for target in self._bucket_targets(ts):
+        for target in self._bucket_targets(ts, self._judged_at(reference)):
             bucket = self._record(target, {"s": {}})
             if bucket["o"] >= offset:
                 continue
@@ -153,11 +186,16 @@ class BucketState:
             for scope in names:
                 aggregates.add(bucket["s"].setdefault(scope, {}), incs, sign)
 
-    def _bucket_targets(self, ts: float) -> list[str]:
+    def _judged_at(self, reference: float | None) -> float:
+        # A bucket below our own horizon may already be gone: never recreate it.
+        own = self.horizon_watermark()
+        return own if reference is None else max(reference, own)
+
+    def _bucket_targets(self, ts: float, judged_at: float) -> list[str]:
         targets = []
-        if ts >= self.clock.fine_horizon(self.watermark, self.horizons.lateness):
+        if ts >= self.clock.fine_horizon(judged_at, self.horizons.lateness):
             targets.append(self.key("b", self.clock.bucket_start(ts)))
-        if ts >= self.clock.interval_horizon(self.watermark):
+        if ts >= self.clock.interval_horizon(judged_at):
             targets.append(self.key("i", self.clock.interval_start(ts)))
         return targets
 
@@ -178,21 +216,14 @@ class BucketState:
         return writes
 
     def expire(self) -> None:
-        """Forget buckets no window needs; sweep entities once a minute of event time."""
-        wm = self.watermark
+        """Forget buckets no window can read or change any more."""
+        wm = self.horizon_watermark()
         fine_floor = self.clock.fine_horizon(wm, self.horizons.lateness)
         for start in [s for s in self.fine if s < fine_floor]:
             self._delete(self.key("b", start))
         interval_floor = self.clock.interval_horizon(wm)
         for start in [s for s in self.intervals if s < interval_floor]:
             self._delete(self.key("i", start))
-        if wm - self.swept_at < 60.0:
-            return
-        self.swept_at = wm
-        for key in list(self.records):
-            _, kind, ident = key.split("|", 2)
-            if kind not in "bimt" and self.entity_expired(kind, ident, self.records[key], wm):
-                self._delete(key)
 
     def entity_expired(self, kind: str, ident: str, record: Record, wm: float) -> bool:
         """Say whether an entity record is past its horizon (stages override)."""

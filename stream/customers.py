@@ -22,6 +22,7 @@ from stream.buckets import BucketState, Horizons, Record, scopes
 from stream.windows import WindowClock
 
 MAX_CONTACTS_PER_CUSTOMER = 64
+MAX_SOURCE_SKEW_SECONDS = 86400.0  # a silent input partition holds buckets back at most this long
 
 
 class CustomerState(BucketState):
@@ -31,9 +32,26 @@ class CustomerState(BucketState):
         super().__init__(partition, clock, horizons)
         self.repeat_seconds = repeat_seconds
 
+    def horizon_watermark(self) -> float:
+        """The slowest source partition's watermark: buckets it may still add to are kept.
+
+        Facts from the four input partitions interleave in any order (a replay can run one
+        partition hours of event time ahead of another), so judging lateness against our
+        own newest fact would make the rolling windows depend on that interleaving.
+        """
+        sources = self.meta.get("src")
+        if not sources:
+            return self.watermark
+        return float(max(min(sources.values()), self.watermark - MAX_SOURCE_SKEW_SECONDS))
+
     def apply(self, fact: dict[str, Any], offset: int) -> None:
         """Apply one customer fact at an offset of the customer-facts topic."""
-        if not self.advance(fact["ts"], offset):
+        reference = fact.get("swm")
+        if self.meta["o"] < offset and reference is not None:
+            sources = self.meta.setdefault("src", {})
+            name = str(fact.get("src", 0))
+            sources[name] = max(sources.get(name, reference), reference)
+        if not self.advance(fact["ts"], offset, reference):
             return
         key = self.key("u", fact["customer_id"])
         record = self._record(key, {"c": [], "r": [], "last": fact["ts"]})
@@ -69,7 +87,7 @@ class CustomerState(BucketState):
             record["r"] = [r for r in record["r"] if r[0] != fid]
             return
         resolution = [fid, fact["ts"], fact.get("queue") or "unknown", fact.get("channel") or "unknown",
-                      fact.get("agent_id"), False, fact.get("contact_id")]
+                      fact.get("agent_id"), False, fact.get("contact_id"), fact.get("swm")]
         resolution[5] = any(self._is_repeat(resolution, c, ts) for c, ts in record["c"])
         record["r"].append(resolution)
         del record["r"][:-MAX_CONTACTS_PER_CUSTOMER]
@@ -81,14 +99,15 @@ class CustomerState(BucketState):
     def _fcr(self, resolution: list[Any], offset: int, first_delta: float, n_delta: float) -> None:
         _, ts, queue, channel, agent = resolution[:5]
         fact = (resolution[0], ts, queue, channel, agent, (("fcr_first", float(first_delta)), ("fcr_n", n_delta)))
-        self.apply_fact(fact, offset, 1.0)
+        # judged at the resolution's own source watermark, whichever fact triggers the change
+        self.apply_fact(fact, offset, 1.0, resolution[7] if len(resolution) > 7 else None)
 
     def _on_lifecycle(self, record: Record, fact: dict[str, Any], offset: int) -> None:
         if fact["kind"] == "purchase":
             incs: Any = (("purchases", 1.0), ("purchase_amount", float(fact.get("amount") or 0.0)))
         else:
             incs = (("joined" if fact["kind"] == "customer.joined" else "left", 1.0),)
-        self.add_scoped(fact["ts"], ["all"], incs, offset)
+        self.add_scoped(fact["ts"], ["all"], incs, offset, reference=fact.get("swm"))
         totals = self._record(self.key("t", "totals"), {"s": {}})
         if totals["o"] < offset:
             self.dirty.add(self.key("t", "totals"))

@@ -95,10 +95,15 @@ class Pipeline:
             self.customers[partition] = state
         return state
 
-    def forget(self, partitions: Iterable[int]) -> None:
-        """Drop the state of partitions this worker no longer owns (after a rebalance)."""
-        for partition in partitions:
+    def forget(self, contacts: Iterable[int] = (), customers: Iterable[int] = ()) -> None:
+        """Drop in-memory state of partitions (revoked, or fenced off by a rebalance).
+
+        A partition touched again is reloaded from its table, which holds exactly what
+        was written to the changelog.
+        """
+        for partition in contacts:
             self.contacts.pop(partition, None)
+        for partition in customers:
             self.customers.pop(partition, None)
 
     # -- batches ------------------------------------------------------------------------------

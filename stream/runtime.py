@@ -33,6 +33,11 @@ from stream.snapshot import (
 )
 
 log = logging.getLogger(__name__)
+Fence = Callable[[], bool]
+
+
+def _always() -> bool:
+    return True
 
 
 class Sink(Protocol):
@@ -76,8 +81,13 @@ class Runtime:
     sink_health: dict[str, float] = field(default_factory=dict)
     last_snapshot: Snapshot | None = None
 
-    async def ingest(self, batch: Sequence[tuple[int, int, bytes | None]]) -> None:
-        """Process one batch of input messages end to end."""
+    async def ingest(self, batch: Sequence[tuple[int, int, bytes | None]], current: Fence = _always) -> bool:
+        """Process one batch of input messages end to end; False if a rebalance fenced it off.
+
+        ``current()`` says whether this worker still owns what it read. A rebalance while
+        the batch's sends are in flight hands its partitions to another worker, which
+        re-reads them: the batch's table writes are then dropped, never written by two.
+        """
         result = self.pipeline.process(batch, topic=self.settings.input_topic)
         log.debug("batch of %d: %d dead letters, %d customer facts, %d writes", len(batch),
                   len(result.dead_letters), len(result.customer_facts), len(result.writes))
@@ -87,13 +97,21 @@ class Runtime:
             pending.append(await self.customer_facts.send(key=key, value=orjson.dumps(fact)))
         if pending:
             await asyncio.gather(*pending)
+        if not current():
+            self.pipeline.forget(contacts={p for p, _, _ in batch})
+            return False
         _write(self.contact_store, result.writes)
+        return True
 
-    async def ingest_facts(self, batch: Sequence[tuple[int, int, bytes]]) -> None:
-        """Process one batch of customer facts (stage 2)."""
+    async def ingest_facts(self, batch: Sequence[tuple[int, int, bytes]], current: Fence = _always) -> bool:
+        """Process one batch of customer facts (stage 2); False if a rebalance fenced it off."""
         facts = [(p, o, orjson.loads(raw)) for p, o, raw in batch]
         result = self.pipeline.process_customer_facts(facts)
+        if not current():
+            self.pipeline.forget(customers={p for p, _, _ in batch})
+            return False
         _write(self.customer_store, result.writes)
+        return True
 
     async def _dead_letter(self, letter: dict[str, Any]) -> Any:
         headers = [

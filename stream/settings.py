@@ -119,6 +119,11 @@ class Settings:
     kafka_sasl_username: str = _doc("SASL user name.", "")
     kafka_sasl_password: str = _doc("SASL password.", "", secret=True)
     kafka_ssl_cafile: str = _doc("CA bundle for Kafka TLS.", "")
+    session_timeout_seconds: float = _doc(
+        "A worker silent this long (killed, hung) leaves the consumer group and its "
+        "partitions move to the others, seconds (Kafka allows 6 to 300 by default).",
+        10.0,
+    )
     log_level: str = _doc("Worker log level.", "WARNING")
 
     def __repr__(self) -> str:
@@ -160,6 +165,8 @@ class Settings:
             raise SettingsError("CCPULSE_BUCKET_SECONDS: must divide 300 (5 minutes)")
         if self.partitions < 1:
             raise SettingsError("CCPULSE_PARTITIONS: must be at least 1")
+        if not 6.0 <= self.session_timeout_seconds <= 300.0:
+            raise SettingsError("CCPULSE_SESSION_TIMEOUT_SECONDS: must be 6..300 (the broker's limits)")
         sl_threshold_table(self)
         short_abandon_table(self)
         sl_target_table(self)

@@ -129,6 +129,8 @@ def worker_factory(tmp_path: Path) -> Iterator[Any]:
     started: list[WorkerProcess] = []
 
     def start(env: dict[str, str], name: str = "worker") -> WorkerProcess:
+        if any(w.port == int(env["CCPULSE_WEB_PORT"]) and w.proc and w.proc.poll() is None for w in started):
+            env = {**env, "CCPULSE_WEB_PORT": str(free_port())}  # a second worker of the same app
         worker = WorkerProcess(env, tmp_path / f"{name}-{len(started)}.log").start()
         started.append(worker)
         return worker
