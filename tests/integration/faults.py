@@ -33,12 +33,18 @@ def simulated_lines(hours: float = 24.0, seed: int = 3) -> tuple[bytes, ...]:
     return tuple(orjson.dumps(e) for e in events)
 
 
+def line_key(line: bytes) -> bytes | None:
+    """The SPEC §1 key of a line, or None when it is not a JSON object."""
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return event_key(event) if isinstance(event, dict) else None
+
+
 def partition_of(line: bytes, partitions: int = PARTITIONS) -> int:
     """The input partition of a line: Kafka's default (murmur2 of the key), or fixed if unkeyed."""
-    try:
-        key = event_key(orjson.loads(line))
-    except orjson.JSONDecodeError:
-        key = None
+    key = line_key(line)
     if key is None:
         return zlib.crc32(line) % partitions
     return (murmur2(key) & 0x7FFFFFFF) % partitions
@@ -58,11 +64,7 @@ def produce(lines: tuple[bytes, ...] | list[bytes], topic: str, partitions: int 
     admin.close()
     producer = KafkaProducer(bootstrap_servers=KAFKA, acks="all", linger_ms=20)
     for line in lines:
-        try:
-            key = event_key(orjson.loads(line))
-        except orjson.JSONDecodeError:
-            key = None
-        producer.send(topic, value=line, key=key, partition=partition_of(line, partitions))
+        producer.send(topic, value=line, key=line_key(line), partition=partition_of(line, partitions))
     producer.flush()
     producer.close()
 
@@ -79,10 +81,10 @@ def expected_kpis(lines: tuple[bytes, ...] | list[bytes], partitions: int = PART
         p = partition_of(line, partitions)
         by_partition[p].append((p, len(by_partition[p]), line))
     facts: dict[int, list[tuple[int, int, dict[str, Any]]]] = {p: [] for p in range(partitions)}
-    dead_letters = 0
+    dead_letters: list[tuple[str, bytes]] = []
     for p in range(partitions):
         result = pipeline.process(by_partition[p])
-        dead_letters += len(result.dead_letters)
+        dead_letters += [(letter["reason"], letter["original"]) for letter in result.dead_letters]
         for fact in result.customer_facts:
             q = (murmur2(fact["customer_id"].encode()) & 0x7FFFFFFF) % partitions
             facts[q].append((q, len(facts[q]), fact))
@@ -93,7 +95,8 @@ def expected_kpis(lines: tuple[bytes, ...] | list[bytes], partitions: int = PART
     wm = max(c.watermark for c in contacts)
     partials = [snapshot.contact_partial(c, wm, wm, 1800.0, -0.05) for c in contacts]
     partials += [snapshot.customer_partial(c, wm, wm) for c in customers]
-    return {"watermark": wm, "windows": snapshot.kpis_by_window(partials, wm), "dead_letters": dead_letters}
+    return {"watermark": wm, "windows": snapshot.kpis_by_window(partials, wm),
+            "dead_letters": len(dead_letters), "dead_letter_items": dead_letters}
 
 
 def published(env: dict[str, str]) -> dict[str, Any]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import jsonschema
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stream.events import REASONS, Rejection, parse_event
 from stream.models import Event
@@ -94,3 +97,18 @@ def test_event_key_follows_the_spec() -> None:
     purchase = parse_event(orjson.dumps({**BASE, **VALID[16]}))
     assert isinstance(offered, Event) and isinstance(agent, Event) and isinstance(purchase, Event)
     assert (offered.key, agent.key, purchase.key) == ("c1", "a1", "u1")
+
+
+@settings(max_examples=400, deadline=None)
+@given(raw=st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode),
+                     st.dictionaries(st.sampled_from(["event_id", "type", "ts", "contact_id", "queue", "channel",
+                                                      "agent_id", "customer_id", "score", "survey", "sentiment"]),
+                                     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10)
+                                     | st.lists(st.integers(), max_size=2)).map(json.dumps).map(str.encode)))
+def test_any_bytes_give_an_event_or_a_known_reason(raw: bytes) -> None:
+    """The parser never raises: every input is an Event or a Rejection with a documented reason."""
+    result = parse_event(raw, 65536)
+    if isinstance(result, Rejection):
+        assert result.reason in REASONS and result.detail
+    else:
+        assert result.event_id and result.type and math.isfinite(result.ts)
