@@ -12,7 +12,7 @@ BENCH_PACKAGES=(quixstreams==3.28.1 pyinstrument==5.1.3 py-spy==0.4.3 psutil==7.
 missing=()
 for spec in "${BENCH_PACKAGES[@]}"; do
   name=${spec%%==*}; want=${spec##*==}
-  have=$($PY -m pip show "$name" 2>/dev/null | awk '/^Version:/ {print $2}')
+  have=$($PY -m pip show "$name" 2>/dev/null | awk '/^Version:/ {print $2}' || true)
   [ "$have" = "$want" ] || missing+=("$spec")
 done
 if [ ${#missing[@]} -gt 0 ]; then
