@@ -5,17 +5,22 @@ arithmetic lives in the Faust-free modules. Two stages:
 
 - ``ingest`` reads the input topic (raw bytes), keeps contacts and agents;
 - ``customers`` reads ``<app_id>-customer-facts`` (keyed by customer), keeps customers.
+
+Before them, one ``platform-<format>`` agent per CCPULSE_PLATFORM_TOPICS pair maps a raw
+topic of that platform's payloads onto the input topic (stream/platforms.py).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import faust
 from faust.types import TP
 
+from stream.platforms import PlatformFeed, forward
 from stream.runtime import Runtime
-from stream.settings import Settings
+from stream.settings import Settings, platform_topic_table
 
 
 class PartitionedTable(faust.Table):  # type: ignore[misc]  # faust's Table is untyped
@@ -53,6 +58,9 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
     contacts = state_table(app, "contacts", n)
     customers = state_table(app, "customers", n)
     runtime: Runtime = runtime_factory(dead_letters, facts_topic, contacts, customers)
+    for fmt, name in platform_topic_table(settings).items():
+        source = app.topic(name, **raw)
+        platform_agent(app, settings, PlatformFeed(fmt), source, input_topic, dead_letters)
 
     @app.agent(input_topic, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
@@ -72,6 +80,8 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
     async def publish() -> None:
         if app.rebalancing or getattr(app, "in_recovery", False):
             return
+        if not runtime.publish_due(time.monotonic()):
+            return
         owned = app.consumer.assignment()
         await runtime.tick(
             _partitions(owned, settings.input_topic),
@@ -87,6 +97,25 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
         )
 
     return runtime
+
+
+def platform_agent(
+    app: faust.App,
+    settings: Settings,
+    feed: PlatformFeed,
+    source: Any,
+    input_topic: Any,
+    dead_letters: Any,
+) -> None:
+    """Declare the agent mapping one platform's raw topic onto the input topic."""
+    topic = source.get_topic_name()
+
+    @app.agent(source, name=f"platform-{feed.format}", concurrency=1)
+    async def map_platform(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            fence = _Fence(app, events)
+            await forward(feed, topic, fence.batch(), input_topic, dead_letters)
+            fence.release()
 
 
 class _Fence:

@@ -128,16 +128,24 @@ class BucketState:
         if ts < judged_at - self.horizons.lateness:
             self.count("late")
         self.count("processed")
-        self._sweep_if_due()
         return True
 
-    def _sweep_if_due(self) -> None:
-        """Forget expired entities each time the horizon watermark enters a new minute.
+    def entity(self, kind: str, ident: str) -> Record | None:
+        """Return an entity record, or None if absent or past its horizon (then forgotten).
 
-        The sweep happens at a point of the event sequence, never at a batch boundary, so
-        which records exist when an event arrives does not depend on how the input was
-        batched, interleaved or interrupted (the minute of the last sweep is in meta).
+        Expiry is decided here, when an event touches the entity, with the same rule the
+        sweep uses: whether a record exists never depends on when the last sweep ran, so
+        batching, interleaving or a restart cannot change a result.
         """
+        key = self.key(kind, ident)
+        record = self.records.get(key)
+        if record is not None and self.entity_expired(kind, ident, record, self.horizon_watermark()):
+            self._delete(key)
+            return None
+        return record
+
+    def _sweep_if_due(self) -> None:
+        """Forget expired entities once a minute of event time (memory only, see ``entity``)."""
         minute = int(self.horizon_watermark() // SWEEP_SECONDS)
         if minute <= self.meta.get("sw", -1):
             return
@@ -224,6 +232,7 @@ class BucketState:
         interval_floor = self.clock.interval_horizon(wm)
         for start in [s for s in self.intervals if s < interval_floor]:
             self._delete(self.key("i", start))
+        self._sweep_if_due()
 
     def entity_expired(self, kind: str, ident: str, record: Record, wm: float) -> bool:
         """Say whether an entity record is past its horizon (stages override)."""

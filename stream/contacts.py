@@ -67,7 +67,7 @@ class ContactState(BucketState):
     def _apply_contact(self, event: Event, offset: int, outcome: Outcome) -> None:
         assert event.contact_id is not None
         key = self.key("c", event.contact_id)
-        record = self.records.get(key)
+        record = self.entity("c", event.contact_id)
         if record is None and event.ts < self.watermark - self.horizons.contact:
             self.count("beyond_horizon")  # can't tell a straggler from a forgotten duplicate
             return
@@ -177,15 +177,24 @@ class ContactState(BucketState):
                     aggregates.add(bucket["s"].setdefault(scope, {}), incs)
 
     def entity_expired(self, kind: str, ident: str, record: Record, wm: float) -> bool:
-        if kind != "c":
-            return False
-        idle = wm - record.get("last", wm)
-        limit = self.horizons.contact if record.get("closed") else self.horizons.open_contact
-        if idle <= limit:
+        if kind != "c" or not self._contact_expired(record, wm):
             return False
         self.waiting.pop(ident, None)
         self.sentiment.pop(ident, None)
         return True
+
+    def _contact_expired(self, record: Record | None, wm: float) -> bool:
+        if record is None:
+            return False
+        limit = self.horizons.contact if record.get("closed") else self.horizons.open_contact
+        return bool(wm - record.get("last", wm) > limit)
+
+    def _live(self, index: dict[str, Any]) -> Iterator[Any]:
+        """Yield index entries of contacts not past their horizon (swept or not)."""
+        wm = self.watermark
+        for contact_id, entry in index.items():
+            if not self._contact_expired(self.records.get(self.key("c", contact_id)), wm):
+                yield entry
 
     def agents(self) -> Iterator[tuple[str, Record]]:
         """Yield (agent id, record) of the agents this partition knows."""
@@ -197,12 +206,12 @@ class ContactState(BucketState):
     def live_partials(self, reference: float, stale_seconds: float, negative_below: float) -> dict[str, dict[str, float]]:
         """Live gauges by scope: waiting contacts, oldest offer time, agents, live sentiment."""
         live: dict[str, dict[str, float]] = {}
-        for queue, channel, offered in self.waiting.values():
+        for queue, channel, offered in self._live(self.waiting):
             for scope in _contact_scopes(queue, channel):
                 gauges = live.setdefault(scope, {})
                 gauges["waiting"] = gauges.get("waiting", 0.0) + 1
                 gauges["oldest_offered"] = min(gauges.get("oldest_offered", offered), offered)
-        for queue, channel, score in self.sentiment.values():
+        for queue, channel, score in self._live(self.sentiment):
             for scope in _contact_scopes(queue, channel):
                 gauges = live.setdefault(scope, {})
                 gauges["sentiment_live"] = gauges.get("sentiment_live", 0.0) + 1

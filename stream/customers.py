@@ -54,6 +54,7 @@ class CustomerState(BucketState):
         if not self.advance(fact["ts"], offset, reference):
             return
         key = self.key("u", fact["customer_id"])
+        self.entity("u", fact["customer_id"])  # forgets the customer if past its horizon
         record = self._record(key, {"c": [], "r": [], "last": fact["ts"]})
         if record["o"] >= offset:
             return

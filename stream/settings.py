@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ccpulse.adapters import FORMATS
+
 ENV_PREFIX = "CCPULSE_"
 
 # Service-level thresholds by channel when no per-queue override is set (SPEC §2).
@@ -44,6 +46,12 @@ class Settings:
         "Topic receiving invalid input with its reason.", "contact-events-dlq"
     )
     alerts_topic: str = _doc("Topic receiving SLA breach/clear events.", "ccpulse-alerts")
+    platform_topics: str = _doc(
+        "Raw platform topics the worker maps onto the input topic: `format=topic`, "
+        "comma-separated, with the formats of `ccpulse replay --format` "
+        "(`asterisk-queue-log=raw-asterisk,zendesk=raw-zendesk`).",
+        "",
+    )
     app_id: str = _doc(
         "Faust app id: consumer group and prefix of internal topics and Redis keys.", "ccpulse"
     )
@@ -170,6 +178,7 @@ class Settings:
         sl_threshold_table(self)
         short_abandon_table(self)
         sl_target_table(self)
+        platform_topic_table(self)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -264,6 +273,34 @@ def sl_target_table(settings: Settings) -> dict[str, float]:
         if not 0 <= ratio <= 1:
             raise SettingsError(f"CCPULSE_SL_TARGETS: target of {queue!r} must be 0..1")
     return table
+
+
+def platform_topic_table(settings: Settings) -> dict[str, str]:
+    """Parse CCPULSE_PLATFORM_TOPICS into {format: raw topic}."""
+    table: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in settings.platform_topics.split(","))):
+        fmt, topic = _format_topic(item)
+        if fmt in table or topic in table.values():
+            raise SettingsError(f"{_PLATFORMS}: {item!r} repeats a format or a topic")
+        if topic in (settings.input_topic, settings.dead_letter_topic):
+            # the worker writes to both: reading one back as raw input would loop forever
+            raise SettingsError(f"{_PLATFORMS}: {topic!r} is the input or the dead-letter topic")
+        table[fmt] = topic
+    return table
+
+
+_PLATFORMS = "CCPULSE_PLATFORM_TOPICS"
+
+
+def _format_topic(item: str) -> tuple[str, str]:
+    """Split one `format=topic` pair, checking the format is one ccpulse maps."""
+    fmt, sep, topic = (part.strip() for part in item.partition("="))
+    if not sep or not fmt or not topic:
+        raise SettingsError(f"{_PLATFORMS}: cannot read {item!r} (want format=topic)")
+    if fmt not in FORMATS:
+        known = ", ".join(sorted(FORMATS))
+        raise SettingsError(f"{_PLATFORMS}: unknown format {fmt!r}; known formats: {known}")
+    return fmt, topic
 
 
 def sl_bucket_bounds(settings: Settings, channels: tuple[str, ...]) -> list[float]:

@@ -1,8 +1,8 @@
 """Create ccpulse's topics up front with the configured partition count.
 
 Partition counts are locked in by the changelog topics (NOTES-faust-kafka.md), so the
-input, dead-letter, customer-facts and alerts topics are created explicitly, never left
-to broker auto-creation.
+input, dead-letter, customer-facts and alerts topics, and the raw platform topics of
+CCPULSE_PLATFORM_TOPICS, are created explicitly, never left to broker auto-creation.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from stream.settings import Settings
+from stream.settings import Settings, platform_topic_table
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ def topic_names(settings: Settings) -> list[str]:
         settings.dead_letter_topic,
         f"{settings.app_id}-customer-facts",
         settings.alerts_topic,
+        *platform_topic_table(settings).values(),
     ]
 
 
