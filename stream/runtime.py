@@ -190,6 +190,8 @@ class Runtime:
         pairs = set()
         for partial in partials:
             for scope in partial.get("totals", {}):
+                if not scope.startswith("queue:") or "|channel:" not in scope:
+                    continue  # the customer stage's "all" totals name no queue
                 queue, _, channel = scope.partition("|")
                 pairs.add((queue.removeprefix("queue:"), channel.removeprefix("channel:")))
         return {f"{q}|{c}": self.settings.sl_threshold_seconds(q, c) for q, c in sorted(pairs)}
