@@ -44,6 +44,7 @@ def render(results: dict[str, Any]) -> str:
     lines += _throughput(b.get("throughput"), b.get("scaleout"))
     lines += _freshness(b.get("freshness"))
     lines += _replay_recovery_memory(b.get("replay"), b.get("recovery"), b.get("memory"))
+    lines += _soak(b.get("soak"))
     lines += _targets(b)
     lines += _profile(b.get("profile"))
     for name, result in b.items():
@@ -131,6 +132,16 @@ def _replay_recovery_memory(
             f"{_points(f)}; extrapolated linearly ({f['bytes_per_entity'] / 1024:,.1f} KiB per customer) |"
         )
     return [*out, ""] if len(out) > 2 else []
+
+
+def _soak(s: dict[str, Any] | None) -> list[str]:
+    if not s or "error" in s:
+        return []
+    out = ["| soak: after day | events | worker RSS | state records (stage 1 + stage 2) |", "|---:|---:|---:|---:|"]
+    for p in s["points"]:
+        out.append(f"| {p['day']} | {p['events']:,} | {p['rss_bytes'] / MIB:,.0f} MiB | "
+                   f"{p['contact_stage']:,} + {p['customer_stage']:,} |")
+    return [*out, ""]
 
 
 def _points(result: dict[str, Any]) -> str:

@@ -21,12 +21,12 @@ from typing import Any
 
 import orjson
 
-from bench import contenders, dataset, freshness, machine, memory, profile, recovery
+from bench import contenders, dataset, freshness, machine, memory, profile, recovery, soak
 from bench.kafka import create_topic, delete_run_leftovers, produce, wait_for_topic
 from bench.report import render
 from bench.worker import ROOT, wait_caught_up
 
-BENCHMARKS = ("throughput", "scaleout", "freshness", "replay", "recovery", "memory", "profile")
+BENCHMARKS = ("throughput", "scaleout", "freshness", "replay", "recovery", "memory", "soak", "profile")
 
 # Sizes per mode: the full suite aims at <= 15 min on a 2-core box, --quick at <= 3 min.
 SIZES = {
@@ -38,6 +38,7 @@ SIZES = {
         "recovery_scale": 3,
         "open_contacts": [50_000, 100_000],
         "fcr_customers": [25_000, 50_000],
+        "soak_days": 6,
         "timeout": 600,
     },
     "quick": {
@@ -48,6 +49,7 @@ SIZES = {
         "recovery_scale": 1,
         "open_contacts": [5_000, 10_000],
         "fcr_customers": [2_500, 5_000],
+        "soak_days": 4,
         "timeout": 180,
     },
 }
@@ -205,6 +207,9 @@ class Suite:
             "fcr_customers_1m_bytes": memory.at(fcr, 1_000_000),
         }
 
+    def soak(self) -> dict[str, Any]:
+        return soak.measure(self.size["soak_days"], self.name("sk"), self.work, self.size["timeout"])
+
     def profile(self) -> dict[str, Any]:
         return profile.profile(self.topic, self.name("pf"), self.work, self.size["timeout"])
 
@@ -245,6 +250,10 @@ def summary_line(name: str, result: dict[str, Any]) -> str:
         return f"{result['recovery_seconds']:.1f} s for {result['changelog_records']:,} changelog records"
     if name == "memory":
         return f"100k open contacts {result['open_contacts_100k_bytes'] / 2**20:,.0f} MiB"
+    if name == "soak":
+        return (f"{result['days']} days, RSS {result['points'][-1]['rss_bytes'] / 2**20:,.0f} MiB, "
+                f"last day {result['rss_growth_last_day_bytes'] / 2**20:+,.0f} MiB, "
+                f"{result['records_growth_last_day']:+,} records")
     if name == "profile":
         return ", ".join(
             f"{k} {v}%" for k, v in list(result.get("by_category_percent", {}).items())[:3]
