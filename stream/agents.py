@@ -136,11 +136,14 @@ class _Fence:
         return bool(self.app.consumer_generation_id == self.generation)
 
     def batch(self) -> list[tuple[int, int, Any]]:
-        fresh = [e for e in self.events if e.message.generation_id == self.generation]
+        fresh = []
         for event in self.events:
-            if event.message.generation_id != self.generation:
-                event.message.acked = True  # stale: re-delivered after the rebalance
-        return [(e.message.partition, e.message.offset, e.value) for e in fresh]
+            message = event.message
+            if message.generation_id == self.generation:
+                fresh.append((message.partition, message.offset, event.value))
+            else:
+                message.acked = True  # stale: re-delivered after the rebalance
+        return fresh
 
     def release(self) -> None:
         if not self.current():

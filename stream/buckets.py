@@ -67,6 +67,7 @@ class BucketState:
         self.fine: dict[int, Record] = {}  # fine bucket start -> bucket record
         self.intervals: dict[int, Record] = {}  # interval start -> bucket record
         self.meta = self._record(self.meta_key, {"wm": 0.0, "n": {}})
+        self.swept_minute = -1  # event-time minute of the last sweep (memory only)
 
     # -- keys and records -------------------------------------------------------------
     def key(self, kind: str, ident: str | int) -> str:
@@ -147,9 +148,9 @@ class BucketState:
     def _sweep_if_due(self) -> None:
         """Forget expired entities once a minute of event time (memory only, see ``entity``)."""
         minute = int(self.horizon_watermark() // SWEEP_SECONDS)
-        if minute <= self.meta.get("sw", -1):
+        if minute <= self.swept_minute:
             return
-        self.meta["sw"] = minute
+        self.swept_minute = minute
         wm = self.horizon_watermark()
         for key in list(self.records):
             _, kind, ident = key.split("|", 2)

@@ -21,6 +21,7 @@ import orjson
 from ccpulse.adapters import UnmappableError, get_mapper
 from ccpulse.producer import event_key
 from stream.runtime import Sender
+from stream.runtime import dead_letter_headers as runtime_headers
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,7 @@ def dead_letter_headers(
     letter: Unmapped, topic: str, partition: int, offset: int
 ) -> list[tuple[str, bytes]]:
     """Return a dead letter's headers, in the scheme of stream/runtime.py's dead letters."""
-    return [
-        ("ccpulse-reason", letter.reason.encode()),
-        ("ccpulse-detail", letter.detail[:DETAIL_CHARS].encode("utf-8", "replace")),
-        ("ccpulse-source", f"{topic}/{partition}/{offset}".encode()),
-    ]
+    return runtime_headers(letter.reason, letter.detail[:DETAIL_CHARS], topic, partition, offset)
 
 
 async def forward(

@@ -116,11 +116,9 @@ class Runtime:
         return True
 
     async def _dead_letter(self, letter: dict[str, Any]) -> Any:
-        headers = [
-            ("ccpulse-reason", letter["reason"].encode()),
-            ("ccpulse-detail", letter["detail"].encode("utf-8", "replace")),
-            ("ccpulse-source", f"{letter['topic']}/{letter['partition']}/{letter['offset']}".encode()),
-        ]
+        headers = dead_letter_headers(
+            letter["reason"], letter["detail"], letter["topic"], letter["partition"], letter["offset"]
+        )
         return await self.dead_letters.send(key=None, value=letter["original"], headers=headers)
 
     # -- publishing ---------------------------------------------------------------------------
@@ -224,6 +222,15 @@ class Runtime:
     async def close(self) -> None:
         for sink in self.sinks:
             await sink.close()
+
+
+def dead_letter_headers(reason: str, detail: str, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
+    """Return the headers every dead letter carries (docs/events.md): reason, detail, source."""
+    return [
+        ("ccpulse-reason", reason.encode()),
+        ("ccpulse-detail", detail.encode("utf-8", "replace")),
+        ("ccpulse-source", f"{topic}/{partition}/{offset}".encode()),
+    ]
 
 
 def _write(store: Store, writes: Iterable[tuple[str, dict[str, Any] | None]]) -> None:

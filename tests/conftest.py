@@ -7,12 +7,14 @@ fails the tests, it never skips them.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -27,6 +29,8 @@ STACK = ROOT / "stack" / "stack.sh"
 KAFKA = f"127.0.0.1:{os.environ.get('CCPULSE_KAFKA_PORT', '9092')}"
 REDIS_PORT = int(os.environ.get("CCPULSE_REDIS_PORT", "6379"))
 PROMETHEUS_PORT = int(os.environ.get("CCPULSE_PROMETHEUS_PORT", "9090"))
+# file_sd folder the local stack's Prometheus watches (stack/stack.sh)
+SCRAPE_TARGETS = Path(os.environ.get("CCPULSE_STACK_DIR", ROOT / ".stack")) / "prometheus" / "targets"
 
 
 @pytest.fixture(scope="session")
@@ -170,3 +174,31 @@ def wait_for(predicate: Any, timeout: float = 60.0, interval: float = 0.25, mess
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s: {message} (last: {last!r})")
+
+
+@pytest.fixture
+def scrape_target(stack: dict[str, Any]) -> Iterator[Any]:
+    """Have the stack's Prometheus scrape a worker (``add(port, tag)``); forget it afterwards."""
+    written: list[Path] = []
+
+    def add(port: int, tag: str) -> None:
+        SCRAPE_TARGETS.mkdir(parents=True, exist_ok=True)
+        path = SCRAPE_TARGETS / f"test-{tag}.json"
+        path.write_text(json.dumps([{"targets": [f"127.0.0.1:{port}"], "labels": {"test": tag}}]))
+        written.append(path)
+
+    yield add
+    for path in written:
+        path.unlink(missing_ok=True)
+
+
+def prometheus_query(base: str, expr: str) -> list[dict[str, Any]]:
+    """Run an instant PromQL query; return its result vector (or a scalar as one sample)."""
+    url = f"{base}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        body = json.loads(reply.read())
+    assert body["status"] == "success", body
+    data = body["data"]
+    if data["resultType"] in ("scalar", "string"):
+        return [{"value": data["result"]}]
+    return list(data["result"])

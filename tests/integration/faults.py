@@ -47,6 +47,11 @@ def partition_of(line: bytes, partitions: int = PARTITIONS) -> int:
     key = line_key(line)
     if key is None:
         return zlib.crc32(line) % partitions
+    return kafka_partition(key, partitions)
+
+
+def kafka_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives a key."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
@@ -86,7 +91,7 @@ def expected_kpis(lines: tuple[bytes, ...] | list[bytes], partitions: int = PART
         result = pipeline.process(by_partition[p])
         dead_letters += [(letter["reason"], letter["original"]) for letter in result.dead_letters]
         for fact in result.customer_facts:
-            q = (murmur2(fact["customer_id"].encode()) & 0x7FFFFFFF) % partitions
+            q = kafka_partition(fact["customer_id"].encode(), partitions)
             facts[q].append((q, len(facts[q]), fact))
     for q in range(partitions):
         pipeline.process_customer_facts(facts[q])

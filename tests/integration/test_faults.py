@@ -28,17 +28,10 @@ from tests.integration.faults import (
 pytestmark = pytest.mark.integration
 
 
-def _converged(env: dict[str, str], want: dict[str, Any]) -> Any:
-    def check() -> list[str] | None:
-        diffs = differences(published(env), want)
-        return None if diffs else ["ok"]
-
-    return check
-
-
 def _wait_equal(env: dict[str, str], want: dict[str, Any], workers: list[Any], timeout: float = 150) -> None:
     try:
-        wait_for(_converged(env, want), timeout=timeout, interval=1.0, message="published KPIs equal the uninterrupted run")
+        wait_for(lambda: not differences(published(env), want), timeout=timeout, interval=1.0,
+                 message="published KPIs equal the uninterrupted run")
     except AssertionError:
         diffs = differences(published(env), want)
         logs = "\n".join(w.log()[-3000:] for w in workers)
@@ -104,13 +97,20 @@ def _service(action: str, name: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_broker_restart_recovers_without_a_manual_step(tmp_path: Path, stack: Any, worker_factory: Any) -> None:
+def _first_half_read(tmp_path: Path, worker_factory: Any) -> tuple[tuple[bytes, ...], dict[str, str], Any]:
+    """Produce the first half of the input and return once a worker has read all of it."""
     lines = simulated_lines(6.0)
     half = len(lines) // 2
     env = make_env(tmp_path)
     produce(lines[:half], env["CCPULSE_INPUT_TOPIC"])
     worker = worker_factory(env)
     wait_for(lambda: processed(worker.metrics()) + rejected(worker.metrics()) >= half, timeout=60, message="first half")
+    return lines, env, worker
+
+
+def test_broker_restart_recovers_without_a_manual_step(tmp_path: Path, stack: Any, worker_factory: Any) -> None:
+    lines, env, worker = _first_half_read(tmp_path, worker_factory)
+    half = len(lines) // 2
     _service("stop-service", "kafka")
     try:
         time.sleep(8)
@@ -118,17 +118,14 @@ def test_broker_restart_recovers_without_a_manual_step(tmp_path: Path, stack: An
     finally:
         _service("start-service", "kafka")
     produce(lines[half:], env["CCPULSE_INPUT_TOPIC"])
-    _wait_equal(env, expected_kpis(lines), [worker], timeout=180)
-    _report("Kafka stopped 8 s mid-stream", lines, expected_kpis(lines), [worker])
+    want = expected_kpis(lines)
+    _wait_equal(env, want, [worker], timeout=180)
+    _report("Kafka stopped 8 s mid-stream", lines, want, [worker])
 
 
 def test_redis_outage_keeps_processing_and_republishes(tmp_path: Path, stack: Any, worker_factory: Any) -> None:
-    lines = simulated_lines(6.0)
+    lines, env, worker = _first_half_read(tmp_path, worker_factory)
     half = len(lines) // 2
-    env = make_env(tmp_path)
-    produce(lines[:half], env["CCPULSE_INPUT_TOPIC"])
-    worker = worker_factory(env)
-    wait_for(lambda: processed(worker.metrics()) + rejected(worker.metrics()) >= half, timeout=60, message="first half")
     _service("stop-service", "redis")
     try:
         produce(lines[half:], env["CCPULSE_INPUT_TOPIC"])

@@ -28,7 +28,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import shutil
 import subprocess
 import urllib.parse
@@ -45,13 +44,11 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from sinks.prometheus import KPI_GAUGES, scope_labels
-from tests.conftest import ROOT, make_env, run_cli, wait_for
+from tests.conftest import make_env, prometheus_query, run_cli, wait_for
 from tests.integration.faults import START, differences, expected_kpis, published, simulated_lines
 
 pytestmark = pytest.mark.integration
 
-STACK_DIR = Path(os.environ.get("CCPULSE_STACK_DIR", ROOT / ".stack"))
-TARGETS = STACK_DIR / "prometheus" / "targets"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
 HOURS = 0.75  # 06:00-06:45 UTC: inside `today` and inside the `1h` window of its watermark
@@ -215,20 +212,10 @@ def exposition(text: str) -> Series:
     return out
 
 
-def query(base: str, expr: str) -> list[dict[str, Any]]:
-    """Run an instant PromQL query; return its result vector."""
-    url = f"{base}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
-    with urllib.request.urlopen(url, timeout=10) as reply:
-        body = json.loads(reply.read())
-    assert body["status"] == "success", body
-    assert body["data"]["resultType"] == "vector", body
-    return list(body["data"]["result"])
-
-
 def vector(base: str, expr: str) -> Series:
     """An instant vector by (name, labels without the target's); NaN and ±Inf (x/0) are None."""
     out: Series = {}
-    for item in query(base, expr):
+    for item in prometheus_query(base, expr):
         metric = dict(item["metric"])
         name = metric.pop("__name__", "")
         labels = tuple(sorted((k, v) for k, v in metric.items() if k not in TARGET_LABELS))
@@ -564,22 +551,6 @@ def settle(check: Callable[[], list[str]], what: str, timeout: float) -> None:
 # -- the test --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def scrape_target(stack: dict[str, Any]) -> Iterator[Callable[[int, str], None]]:
-    """Write a file_sd target file so Prometheus scrapes a worker; remove it afterwards."""
-    written: list[Path] = []
-
-    def add(port: int, tag: str) -> None:
-        TARGETS.mkdir(parents=True, exist_ok=True)
-        path = TARGETS / f"outputs-agree-{tag}.json"
-        path.write_text(json.dumps([{"targets": [f"127.0.0.1:{port}"], "labels": {"test": tag}}]))
-        written.append(path)
-
-    yield add
-    for path in written:
-        path.unlink(missing_ok=True)
-
-
 def test_redis_metrics_promql_and_references_agree(
     tmp_path: Path, stack: dict[str, Any], worker_factory: Any, scrape_target: Any
 ) -> None:
@@ -606,7 +577,7 @@ def test_redis_metrics_promql_and_references_agree(
 
     # (a) = (b) = (c) = (d), once Prometheus has scraped the final snapshot.
     wait_for(
-        lambda: query(base, f'ccpulse_leader{{test="{tag}"}} == 1'),
+        lambda: prometheus_query(base, f'ccpulse_leader{{test="{tag}"}} == 1'),
         timeout=90,
         message=f"Prometheus scraping the worker at 127.0.0.1:{worker.port}\n{worker.log()}",
     )

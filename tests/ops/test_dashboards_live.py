@@ -10,19 +10,18 @@ with the test's tag, so the answers cannot come from another test's worker.
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from tests.conftest import ROOT, make_env, run_cli, wait_for
+from tests.conftest import make_env, run_cli, wait_for
+from tests.conftest import prometheus_query as query
 from tests.ops.opsfiles import (
     dashboards,
     panel_queries,
@@ -33,8 +32,6 @@ from tests.ops.opsfiles import (
 
 pytestmark = pytest.mark.integration
 
-STACK_DIR = Path(os.environ.get("CCPULSE_STACK_DIR", ROOT / ".stack"))
-TARGETS = STACK_DIR / "prometheus" / "targets"
 BAD_LINES = [
     b'{"event_id": "bad-1", "type": "contact.offered", ',
     b'{"event_id": "bad-2", "type": "x"}',
@@ -43,18 +40,6 @@ BAD_LINES = [
 
 def prometheus_url(stack: dict[str, Any]) -> str:
     return f"http://127.0.0.1:{stack['prometheus_port']}"
-
-
-def query(base: str, expr: str) -> list[dict[str, Any]]:
-    """Run an instant query; return its result vector (or scalar as one sample)."""
-    url = f"{base}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
-    with urllib.request.urlopen(url, timeout=10) as reply:
-        body = json.loads(reply.read())
-    assert body["status"] == "success", body
-    data = body["data"]
-    if data["resultType"] in ("scalar", "string"):
-        return [{"value": data["result"]}]
-    return list(data["result"])
 
 
 def simulated_events(tmp_path: Path, tag: str) -> tuple[Path, str]:
@@ -84,22 +69,6 @@ def simulated_events(tmp_path: Path, tag: str) -> tuple[Path, str]:
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(lines + BAD_LINES) + b"\n")
     return path, surveys.most_common(1)[0][0]
-
-
-@pytest.fixture
-def scrape_target(stack: dict[str, Any]) -> Iterator[Any]:
-    """Write file_sd target files for Prometheus; remove them afterwards."""
-    written: list[Path] = []
-
-    def add(port: int, tag: str) -> None:
-        TARGETS.mkdir(parents=True, exist_ok=True)
-        path = TARGETS / f"dashboards-live-{tag}.json"
-        path.write_text(json.dumps([{"targets": [f"127.0.0.1:{port}"], "labels": {"test": tag}}]))
-        written.append(path)
-
-    yield add
-    for path in written:
-        path.unlink(missing_ok=True)
 
 
 def test_every_panel_query_returns_data(
