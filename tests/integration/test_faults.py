@@ -86,7 +86,7 @@ def test_workers_joining_and_leaving_mid_stream_change_nothing(tmp_path: Path, s
              timeout=90, interval=0.2, message="50 % across three workers")
     first.stop()  # a graceful leave: its partitions move to the others
     _wait_equal(env, want, [second, third])
-    _report("1 → 3 → 2 workers", lines, want, [second, third], surplus=2)
+    _report("1 → 3 → 2 workers", lines, want, [second, third], surplus=3)  # 3 rebalances
 
 
 def test_two_workers_from_the_start_equal_one(tmp_path: Path, stack: Any, worker_factory: Any) -> None:
@@ -96,7 +96,7 @@ def test_two_workers_from_the_start_equal_one(tmp_path: Path, stack: Any, worker
     want = expected_kpis(lines)
     a, b = worker_factory(env, name="a"), worker_factory(env, name="b")
     _wait_equal(env, want, [a, b])
-    _report("2 workers", lines, want, [a, b], surplus=1)
+    _report("2 workers", lines, want, [a, b], surplus=2)  # 2 rebalances: each join
 
 
 def _service(action: str, name: str) -> None:
