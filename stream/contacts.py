@@ -162,19 +162,21 @@ class ContactState(BucketState):
             return
         names = ["all", f"agent:{agent}", *(f"queue:{queue}" for queue in record["q"])]
         fine_floor = self.clock.fine_horizon(self.watermark, self.horizons.lateness)
-        interval_floor = self.clock.interval_horizon(self.watermark)
-        for piece_start, piece_end in split_span(max(start, interval_floor), end, self.clock.bucket_seconds):
-            incs = ((counter, piece_end - piece_start),)
-            targets = [self.key("i", self.clock.interval_start(piece_start))]
-            if piece_start >= fine_floor:
-                targets.append(self.key("b", self.clock.bucket_start(piece_start)))
-            for target in targets:
-                bucket = self._record(target, {"s": {}})
-                if bucket["o"] >= offset:
-                    continue
-                self.dirty.add(target)
-                for scope in names:
-                    aggregates.add(bucket["s"].setdefault(scope, {}), incs)
+        span_start = max(start, self.clock.interval_horizon(self.watermark))
+        seconds: dict[str, float] = {}  # target bucket -> seconds of the span inside it
+        for piece_start, piece_end, interval in self.clock.interval_spans(span_start, end):
+            target = self.key("i", interval)
+            seconds[target] = seconds.get(target, 0.0) + (piece_end - piece_start)
+        for piece_start, piece_end in split_span(max(span_start, fine_floor), end, self.clock.bucket_seconds):
+            seconds[self.key("b", self.clock.bucket_start(piece_start))] = piece_end - piece_start
+        for target, value in seconds.items():
+            bucket = self._record(target, {"s": {}})
+            if bucket["o"] >= offset:
+                continue
+            self.dirty.add(target)
+            incs = ((counter, value),)
+            for scope in names:
+                aggregates.add(bucket["s"].setdefault(scope, {}), incs)
 
     def entity_expired(self, kind: str, ident: str, record: Record, wm: float) -> bool:
         if kind != "c" or not self._contact_expired(record, wm):

@@ -15,6 +15,7 @@ Two kinds of tumbling buckets hold aggregates:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -43,6 +44,30 @@ class WindowClock:
         elapsed = (local - midnight).total_seconds()
         start = midnight + timedelta(seconds=(elapsed // self.interval_seconds) * self.interval_seconds)
         return int(start.timestamp())
+
+    def interval_spans(self, start: float, end: float) -> Iterator[tuple[float, float, int]]:
+        """Split [start, end) where local intervals change: (piece start, piece end, interval).
+
+        Equivalent to cutting the span into fine buckets and giving each bucket the interval
+        of its start, without visiting every bucket.
+        """
+        cursor = start
+        while cursor < end:
+            interval = self.interval_start(cursor)
+            stop = min(end, self._next_interval(interval, cursor))
+            yield cursor, stop, interval
+            cursor = stop
+
+    def _next_interval(self, interval: int, cursor: float) -> float:
+        guess = interval + self.interval_seconds
+        offset = _offset(cursor, self.zone)
+        if guess > cursor and _offset(interval, self.zone) == offset == _offset(guess, self.zone):
+            return guess
+        # a clock change inside the interval: walk fine buckets until the interval changes
+        step = self.bucket_start(cursor) + self.bucket_seconds
+        while self.interval_start(step) == interval:
+            step += self.bucket_seconds
+        return step
 
     def day_start(self, ts: float) -> int:
         """Return the start of the local 'today' holding ``ts`` (at the reset hour)."""
@@ -73,6 +98,10 @@ class WindowClock:
     def interval_horizon(self, watermark: float) -> float:
         """Oldest interval start 'today' can still need (with a day of slack for replays)."""
         return self.day_start(watermark) - 86400
+
+
+def _offset(ts: float, zone: ZoneInfo) -> timedelta | None:
+    return datetime.fromtimestamp(ts, zone).utcoffset()
 
 
 def _previous_day(start: datetime) -> datetime:

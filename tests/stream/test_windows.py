@@ -40,3 +40,35 @@ def test_today_across_a_dst_change() -> None:
     clock = WindowClock(30, 900, ZoneInfo("Europe/Berlin"), 0)
     # 2026-03-29: clocks jump from 02:00 to 03:00; the day starts at local midnight (UTC+1)
     assert clock.day_start(ts("2026-03-29T12:00:00+02:00")) == ts("2026-03-29T00:00:00+01:00")
+
+
+def _per_bucket(clock: WindowClock, start: float, end: float) -> dict[int, float]:
+    """Seconds of [start, end) per interval, cutting at every fine bucket (the slow way)."""
+    from stream.buckets import split_span
+
+    out: dict[int, float] = {}
+    for a, b in split_span(start, end, clock.bucket_seconds):
+        interval = clock.interval_start(a)
+        out[interval] = out.get(interval, 0.0) + (b - a)
+    return out
+
+
+def test_interval_spans_equal_cutting_at_every_bucket_even_across_clock_changes() -> None:
+    cases = [
+        (ZoneInfo("UTC"), "2026-11-23T07:59:47.25+00:00", 5.5 * 3600),
+        (ZoneInfo("Asia/Kathmandu"), "2026-11-23T10:03:10+05:45", 7200.0),
+        (ZoneInfo("Europe/Berlin"), "2026-10-25T01:10:05+02:00", 4 * 3600.0),  # back one hour
+        (ZoneInfo("Europe/Berlin"), "2026-03-29T01:20:00+01:00", 3 * 3600.0),  # forward one hour
+    ]
+    for zone, start_text, length in cases:
+        clock = WindowClock(30, 900, zone, 0)
+        start = ts(start_text)
+        fast: dict[int, float] = {}
+        pieces = list(clock.interval_spans(start, start + length))
+        for a, b, interval in pieces:
+            fast[interval] = fast.get(interval, 0.0) + (b - a)
+        slow = _per_bucket(clock, start, start + length)
+        assert fast.keys() == slow.keys(), zone
+        assert all(abs(fast[k] - slow[k]) < 1e-9 for k in slow), zone
+        assert pieces[0][0] == start and pieces[-1][1] == start + length
+        assert all(a < b for a, b, _ in pieces)
