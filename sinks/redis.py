@@ -88,12 +88,16 @@ def _fields(*parts: Mapping[str, bytes]) -> dict[FieldT, EncodableT]:
 
 @dataclass(frozen=True)
 class KpiHash:
-    """The KPIs of one window and scope, JSON-encoded field by field."""
+    """The KPIs of one window and scope (``kpis``: name -> value, JSON-encoded on write)."""
 
     window: str
     scope: str
     key: str
-    kpis: dict[str, bytes]
+    kpis: dict[str, Any]
+
+    def fields(self) -> dict[str, bytes]:
+        """The KPIs JSON-encoded field by field, as the hash holds them."""
+        return {name: _json(value) for name, value in self.kpis.items()}
 
     @property
     def label(self) -> str:
@@ -104,7 +108,7 @@ class KpiHash:
 def kpi_hashes(base: str, snapshot: Snapshot) -> list[KpiHash]:
     """Return one hash per window and scope of a snapshot."""
     return [
-        KpiHash(window, scope, kpi_key(base, window, scope), {k: _json(v) for k, v in kpis.items()})
+        KpiHash(window, scope, kpi_key(base, window, scope), kpis)
         for window, scoped in snapshot.windows.items()
         for scope, kpis in scoped.items()
     ]
@@ -205,7 +209,7 @@ class RedisSink:
         }
         async with self.client.pipeline(transaction=True) as pipe:
             for h in hashes:
-                pipe.hset(h.key, mapping=_fields(h.kpis, window_stamps[h.window]))
+                pipe.hset(h.key, mapping=_fields(h.fields(), window_stamps[h.window]))
                 pipe.expire(h.key, self.ttl_seconds)
             if vanished:
                 pipe.delete(*sorted(vanished))  # a scope that left a window must not linger
