@@ -12,14 +12,16 @@ topic of that platform's payloads onto the input topic (stream/platforms.py).
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import faust
 from faust.types import TP
 
 from stream.platforms import PlatformFeed, forward
-from stream.runtime import Runtime
+from stream.runtime import Runtime, compact_json
 from stream.settings import Settings, platform_topic_table
 
 
@@ -48,19 +50,77 @@ def state_table(app: faust.App, name: str, partitions: int) -> PartitionedTable:
     return app.tables.add(table)
 
 
+class TopicSender:
+    """Produce raw bytes to a topic through the app's producer, skipping ``Topic.send``.
+
+    ``Topic.send`` costs about 450 µs a message in Faust's layers; the producer itself about
+    55 µs (measured on this 2-core machine). The returned future resolves once Kafka has
+    acknowledged the message. A keyed message goes where Kafka's default partitioner puts
+    it (murmur2 of the key), as ``Topic.send`` would.
+    """
+
+    def __init__(self, app: faust.App, topic: str) -> None:
+        self.app = app
+        self.topic = topic
+
+    async def send(self, *, key: bytes | None = None, value: bytes | None = None, headers: Any = None) -> Any:
+        return await self.app.producer.send(self.topic, key, value, None, None, headers)
+
+
+class TableWriter:
+    """Write a batch's records into a table and its changelog, and wait for Kafka's ack.
+
+    ``Table.__setitem__`` costs about 590 µs a record (its changelog goes through
+    ``Topic.send_soon`` and a callback per record); this writes the same changelog records
+    through the producer: the key, the raw JSON value (``None`` deletes), the partition the
+    key names. Recovery reads them as Faust always does. Awaiting every record before the
+    batch is acknowledged makes "state before offsets" hold even if Faust had not flushed.
+    """
+
+    def __init__(self, app: faust.App, table: PartitionedTable) -> None:
+        self.app = app
+        self.table = table
+
+    async def write(self, writes: Iterable[tuple[str, Any]]) -> None:
+        data = self.table.data
+        topic = self.table.changelog_topic.get_topic_name()
+        send = self.app.producer.send
+        pending = []
+        for key, record in writes:
+            raw_key = key.encode()
+            partition = int(key.split("|", 1)[0])
+            if record is None:
+                if raw_key not in data:
+                    continue
+                del data[raw_key]
+                value = None
+            else:
+                value = compact_json(record)
+                data[raw_key] = value
+            pending.append(await send(topic, raw_key, value, partition, None, None))
+        if pending:
+            await asyncio.gather(*pending)
+
+
 def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtime:
     """Declare topics, tables, agents, the publish timer and web pages on ``app``."""
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     n = settings.partitions
     input_topic = app.topic(settings.input_topic, partitions=n, **raw)
     facts_topic = app.topic(f"{settings.app_id}-customer-facts", partitions=n, **raw)
-    dead_letters = app.topic(settings.dead_letter_topic, partitions=n, **raw)
+    app.topic(settings.dead_letter_topic, partitions=n, **raw)  # declared, so it is created
     contacts = state_table(app, "contacts", n)
     customers = state_table(app, "customers", n)
-    runtime: Runtime = runtime_factory(dead_letters, facts_topic, contacts, customers)
+    dead_letters = TopicSender(app, settings.dead_letter_topic)
+    runtime: Runtime = runtime_factory(
+        dead_letters,
+        TopicSender(app, facts_topic.get_topic_name()),
+        TableWriter(app, contacts),
+        TableWriter(app, customers),
+    )
     for fmt, name in platform_topic_table(settings).items():
         source = app.topic(name, **raw)
-        platform_agent(app, settings, PlatformFeed(fmt), source, input_topic, dead_letters)
+        platform_agent(app, settings, PlatformFeed(fmt), source, TopicSender(app, settings.input_topic), dead_letters)
 
     @app.agent(input_topic, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
@@ -136,13 +196,21 @@ class _Fence:
         return bool(self.app.consumer_generation_id == self.generation)
 
     def batch(self) -> list[tuple[int, int, Any]]:
+        """(partition, offset, value) of each message to apply, each offset once, in order.
+
+        Faust can hand the same offset over twice in one batch (seen in the fault tests:
+        107 messages for 106 offsets, after its consumer sought back to the committed
+        offset). Within a batch no record is stamped yet, so a repeat would count twice.
+        """
         fresh = []
+        last: dict[int, int] = {}
         for event in self.events:
             message = event.message
-            if message.generation_id == self.generation:
-                fresh.append((message.partition, message.offset, event.value))
-            else:
+            if message.generation_id != self.generation:
                 message.acked = True  # stale: re-delivered after the rebalance
+            elif message.offset > last.get(message.partition, -1):
+                last[message.partition] = message.offset
+                fresh.append((message.partition, message.offset, event.value))
         return fresh
 
     def release(self) -> None:

@@ -60,8 +60,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     def runtime_factory(dead_letters: Any, facts: Any, contacts: Any, customers: Any) -> Runtime:
         pipeline = Pipeline(
             settings,
-            store_items=lambda p: _items(contacts, p),
-            customer_items=lambda p: _items(customers, p),
+            store_items=lambda p: _items(contacts.table, p),
+            customer_items=lambda p: _items(customers.table, p),
         )
         return Runtime(settings, pipeline, dead_letters, facts, contacts, customers, sinks, exchange)
 

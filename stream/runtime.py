@@ -55,14 +55,10 @@ class Sender(Protocol):
     async def send(self, *, key: Any = None, value: Any = None, headers: Any = None) -> Any: ...
 
 
-class Store(Protocol):
-    """The table the state is written to: ``store[key] = bytes``, ``del store[key]``."""
+class Writer(Protocol):
+    """Where a batch's state writes go (stream/agents.py ``TableWriter``): in order, awaited."""
 
-    def __setitem__(self, key: bytes, value: bytes) -> None: ...
-
-    def __delitem__(self, key: bytes) -> None: ...
-
-    def __contains__(self, key: object) -> bool: ...
+    async def write(self, writes: Iterable[tuple[str, dict[str, Any] | None]]) -> None: ...
 
 
 @dataclass
@@ -73,8 +69,8 @@ class Runtime:
     pipeline: Pipeline
     dead_letters: Sender
     customer_facts: Sender
-    contact_store: Store
-    customer_store: Store
+    contact_store: Writer
+    customer_store: Writer
     sinks: Sequence[Sink] = ()
     exchange: PartialExchange | None = None
     clock: Callable[[], float] = time.time
@@ -102,7 +98,7 @@ class Runtime:
         if not current():
             self.pipeline.forget(contacts={p for p, _, _ in batch})
             return False
-        _write(self.contact_store, result.writes)
+        await self.contact_store.write(result.writes)
         return True
 
     async def ingest_facts(self, batch: Sequence[tuple[int, int, bytes]], current: Fence = _always) -> bool:
@@ -112,7 +108,7 @@ class Runtime:
         if not current():
             self.pipeline.forget(customers={p for p, _, _ in batch})
             return False
-        _write(self.customer_store, result.writes)
+        await self.customer_store.write(result.writes)
         return True
 
     async def _dead_letter(self, letter: dict[str, Any]) -> Any:
@@ -240,14 +236,3 @@ def compact_json(record: Any) -> bytes:
     100-byte record); a table of 100k contacts held that way costs 400 MiB.
     """
     return bytes(memoryview(orjson.dumps(record)))
-
-
-def _write(store: Store, writes: Iterable[tuple[str, dict[str, Any] | None]]) -> None:
-    """Produce a batch's table writes in order (one changelog record each)."""
-    for key, record in writes:
-        raw_key = key.encode()
-        if record is None:
-            if raw_key in store:
-                del store[raw_key]
-        else:
-            store[raw_key] = compact_json(record)
