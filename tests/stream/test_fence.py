@@ -5,7 +5,17 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from stream.agents import _Fence
+from stream.agents import Epoch, _Fence
+
+
+def _app(generation: int, rebalances: int = 5) -> Any:
+    return SimpleNamespace(consumer_generation_id=generation, rebalancing_count=rebalances)
+
+
+def _epoch(assigned_at: int = 5) -> Epoch:
+    epoch = Epoch()
+    epoch.assigned_at = assigned_at
+    return epoch
 
 
 def _event(partition: int, offset: int, generation: int = 2) -> Any:
@@ -14,16 +24,22 @@ def _event(partition: int, offset: int, generation: int = 2) -> Any:
 
 
 def test_an_offset_handed_over_twice_in_one_batch_is_applied_once() -> None:
-    app = SimpleNamespace(consumer_generation_id=2)
+    app = _app(2)
     offsets = [(0, 10), (1, 4), (0, 11), (0, 12), (0, 11), (0, 12), (1, 5), (0, 13), (1, 5)]
-    fence = _Fence(app, [_event(p, o) for p, o in offsets])
+    fence = _Fence(app, _epoch(), [_event(p, o) for p, o in offsets])
     assert [(p, o) for p, o, _ in fence.batch()] == [(0, 10), (1, 4), (0, 11), (0, 12), (1, 5), (0, 13)]
 
 
+def test_only_exact_repeats_are_dropped_never_an_offset_not_seen_yet() -> None:
+    app = _app(2)
+    fence = _Fence(app, _epoch(), [_event(0, 20), _event(0, 15), _event(0, 20), _event(0, 16)])
+    assert [(p, o) for p, o, _ in fence.batch()] == [(0, 20), (0, 15), (0, 16)]
+
+
 def test_messages_of_an_older_generation_are_left_for_the_new_owner() -> None:
-    app = SimpleNamespace(consumer_generation_id=3)
+    app = _app(3)
     stale, fresh = _event(0, 7, generation=2), _event(0, 3, generation=3)
-    fence = _Fence(app, [stale, fresh])
+    fence = _Fence(app, _epoch(), [stale, fresh])
     assert [(p, o) for p, o, _ in fence.batch()] == [(0, 3)]
     assert stale.message.acked and not fresh.message.acked  # marked on the message only: never committed
     assert fence.current()
@@ -31,3 +47,19 @@ def test_messages_of_an_older_generation_are_left_for_the_new_owner() -> None:
     assert not fence.current()
     fence.release()
     assert fresh.message.acked
+
+
+def test_a_batch_handed_over_after_a_rebalance_began_is_left_for_the_seek_back() -> None:
+    app = _app(3, rebalances=6)  # rebalance 6 began; generation 3 still looks current
+    events = [_event(0, 7, generation=3), _event(1, 2, generation=3)]
+    fence = _Fence(app, _epoch(assigned_at=5), events)
+    assert fence.batch() == []
+    assert all(e.message.acked for e in events)
+
+
+def test_a_rebalance_beginning_during_a_batch_fences_it_off() -> None:
+    app = _app(3)
+    fence = _Fence(app, _epoch(), [_event(0, 7, generation=3)])
+    assert len(fence.batch()) == 1 and fence.current()
+    app.rebalancing_count = 6  # revocation under way, generation unchanged
+    assert not fence.current()
