@@ -127,15 +127,15 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             fence = _Fence(app, epoch, events)
-            await runtime.ingest(fence.batch(), fence.current)
-            fence.release()
+            with fence:
+                await runtime.ingest(fence.batch(), fence.current)
 
     @app.agent(facts_topic, name="customers", concurrency=1)
     async def customer_stage(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             fence = _Fence(app, epoch, events)
-            await runtime.ingest_facts(fence.batch(), fence.current)
-            fence.release()
+            with fence:
+                await runtime.ingest_facts(fence.batch(), fence.current)
 
     @app.timer(interval=settings.publish_interval_seconds)
     async def publish() -> None:
@@ -180,8 +180,8 @@ def platform_agent(
     async def map_platform(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             fence = _Fence(app, epoch, events)
-            await forward(feed, topic, fence.batch(), input_topic, dead_letters)
-            fence.release()
+            with fence:
+                await forward(feed, topic, fence.batch(), input_topic, dead_letters)
 
 
 class Epoch:
@@ -238,8 +238,17 @@ class _Fence:
                 fresh.append((message.partition, message.offset, event.value))
         return fresh
 
-    def release(self) -> None:
-        if not self.current():
+    def __enter__(self) -> _Fence:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        """Leave the batch unacknowledged unless it finished in the generation it began in.
+
+        ``take_events`` acknowledges the batch in a ``finally``, even when the agent was
+        cancelled (a graceful shutdown) or failed halfway through its table writes; Faust
+        would then commit offsets whose state was never written.
+        """
+        if error is not None or not self.current():
             for event in self.events:
                 event.message.acked = True
 

@@ -59,9 +59,10 @@ class ContactState(BucketState):
             self._apply_agent(event, offset)
         else:
             self._apply_contact(event, offset, outcome)
-        for fact in outcome.customer_facts:
+        for index, fact in enumerate(outcome.customer_facts):
             # stage 2 judges lateness against the partition a fact came from (stream/customers.py)
             fact["src"], fact["swm"] = self.partition, self.watermark
+            fact["at"] = f"{self.partition}.{offset}.{index}"  # the same on every re-send
         return outcome
 
     def _apply_contact(self, event: Event, offset: int, outcome: Outcome) -> None:
@@ -174,9 +175,13 @@ class ContactState(BucketState):
             if bucket["o"] >= offset:
                 continue
             self.dirty.add(target)
-            incs = ((counter, value),)
-            for scope in names:
-                aggregates.add(bucket["s"].setdefault(scope, {}), incs)
+            scoped = bucket["s"]
+            for scope in names:  # time only grows: no retraction to cancel out (aggregates.add)
+                agg = scoped.get(scope)
+                if agg is None:
+                    scoped[scope] = {counter: value}
+                else:
+                    agg[counter] = agg.get(counter, 0.0) + value
 
     def entity_expired(self, kind: str, ident: str, record: Record, wm: float) -> bool:
         if kind != "c" or not self._contact_expired(record, wm):

@@ -28,21 +28,28 @@ MAX_SOURCE_SKEW_SECONDS = 86400.0  # a silent input partition holds buckets back
 class CustomerState(BucketState):
     """Customer-keyed KPI state of one partition (stage 2)."""
 
-    def __init__(self, partition: int, clock: WindowClock, horizons: Horizons, repeat_seconds: float) -> None:
+    def __init__(
+        self, partition: int, clock: WindowClock, horizons: Horizons, repeat_seconds: float, sources: int = 1
+    ) -> None:
         super().__init__(partition, clock, horizons)
         self.repeat_seconds = repeat_seconds
+        self.sources = sources  # input partitions that send facts here
 
     def horizon_watermark(self) -> float:
         """The slowest source partition's watermark: buckets it may still add to are kept.
 
-        Facts from the four input partitions interleave in any order (a replay can run one
+        Facts from the input partitions interleave in any order (a replay can run one
         partition hours of event time ahead of another), so judging lateness against our
-        own newest fact would make the rolling windows depend on that interleaving.
+        own newest fact would make the rolling windows depend on that interleaving. A source
+        not heard from yet counts as a day behind: the horizon then only ever moves forward,
+        so whether a bucket or customer has been forgotten never depends on when a source's
+        first fact happened to arrive.
         """
-        sources = self.meta.get("src")
-        if not sources:
-            return self.watermark
-        return float(max(min(sources.values()), self.watermark - MAX_SOURCE_SKEW_SECONDS))
+        floor = self.watermark - MAX_SOURCE_SKEW_SECONDS
+        sources = self.meta.get("src") or {}
+        if len(sources) < self.sources:
+            return floor
+        return float(max(min(sources.values()), floor))
 
     def apply(self, fact: dict[str, Any], offset: int) -> None:
         """Apply one customer fact at an offset of the customer-facts topic."""
@@ -58,8 +65,7 @@ class CustomerState(BucketState):
         record = self._record(key, {"c": [], "r": [], "last": fact["ts"]})
         if record["o"] >= offset:
             return
-        fact_id = ("-" if fact.get("retract") else "+") + fact["fact_id"]
-        if self._seen(record, fact_id):
+        if self._seen(record, _dedupe_key(fact)):
             self.count("duplicates")
             return
         self.dirty.add(key)
@@ -72,6 +78,10 @@ class CustomerState(BucketState):
         contact, ts = fact["contact_id"], fact["ts"]
         if fact.get("retract"):
             record["c"] = [c for c in record["c"] if c[0] != contact]
+            for resolution in record["r"]:  # a repeat this contact made may be gone now
+                if resolution[5] and not any(self._is_repeat(resolution, c, t) for c, t in record["c"]):
+                    resolution[5] = False
+                    self._fcr(resolution, offset, first_delta=1.0, n_delta=0.0)
             return
         record["c"].append([contact, ts])
         del record["c"][:-MAX_CONTACTS_PER_CUSTOMER]
@@ -129,6 +139,19 @@ class CustomerState(BucketState):
         record["c"] = [c for c in record["c"] if c[1] >= horizon]
         record["r"] = [r for r in record["r"] if r[1] >= horizon]
         return not record["c"] and not record["r"] and wm - record.get("last", wm) > self.horizons.contact
+
+
+def _dedupe_key(fact: dict[str, Any]) -> str:
+    """What makes a fact the same one again.
+
+    Facts stage 1 derives from contacts are deduplicated by where they were made (input
+    partition, offset, index): a re-sent batch makes them again in the same place, while a
+    fact retracted and added back by a later event is a new one. Customer events come
+    straight from the input, where a duplicate is the same event id at another offset.
+    """
+    sign = "-" if fact.get("retract") else "+"
+    where = fact.get("at") if fact["kind"] in ("contact", "resolved") else None
+    return f"{sign}{fact['fact_id']}@{where}" if where else sign + fact["fact_id"]
 
 
 _HANDLERS = {

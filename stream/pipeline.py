@@ -90,7 +90,7 @@ class Pipeline:
         state = self.customers.get(partition)
         if state is None:
             repeat = self.settings.fcr_repeat_days * 86400.0
-            state = CustomerState(partition, self.window_clock, self.horizons, repeat)
+            state = CustomerState(partition, self.window_clock, self.horizons, repeat, self.settings.partitions)
             state.load(self.customer_items(partition))
             self.customers[partition] = state
         return state

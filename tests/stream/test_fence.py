@@ -45,7 +45,7 @@ def test_messages_of_an_older_generation_are_left_for_the_new_owner() -> None:
     assert fence.current()
     app.consumer_generation_id = 4
     assert not fence.current()
-    fence.release()
+    fence.__exit__(None, None, None)
     assert fresh.message.acked
 
 
@@ -63,3 +63,23 @@ def test_a_rebalance_beginning_during_a_batch_fences_it_off() -> None:
     assert len(fence.batch()) == 1 and fence.current()
     app.rebalancing_count = 6  # revocation under way, generation unchanged
     assert not fence.current()
+
+
+def test_a_batch_cancelled_or_failing_halfway_is_never_acknowledged() -> None:
+    import asyncio
+
+    import pytest
+
+    for error in (asyncio.CancelledError(), RuntimeError("boom")):
+        app = _app(3)
+        events = [_event(0, 7, generation=3), _event(0, 8, generation=3)]
+        with pytest.raises(type(error)):
+            with _Fence(app, _epoch(), events) as fence:
+                assert len(fence.batch()) == 2
+                raise error
+        assert all(e.message.acked for e in events)  # so take_events' final ack commits nothing
+    app = _app(3)
+    events = [_event(0, 9, generation=3)]
+    with _Fence(app, _epoch(), events) as fence:
+        fence.batch()
+    assert not events[0].message.acked  # finished: Faust acknowledges and commits it
