@@ -82,13 +82,16 @@ class TableWriter:
         self.table = table
 
     async def write(self, writes: Iterable[tuple[str, Any]]) -> None:
+        """Apply every write to the table's memory at once, then produce the changelog records.
+
+        Nothing may yield between the first and the last change to ``table.data``: a
+        rebalance's recovery replays the changelog into it, and interleaved with our writes
+        it could leave entity records of before the batch beside a meta record of after it.
+        """
         data = self.table.data
-        topic = self.table.changelog_topic.get_topic_name()
-        send = self.app.producer.send
-        pending = []
+        records: list[tuple[bytes, bytes | None, int]] = []
         for key, record in writes:
             raw_key = key.encode()
-            partition = int(key.split("|", 1)[0])
             if record is None:
                 if raw_key not in data:
                     continue
@@ -97,7 +100,10 @@ class TableWriter:
             else:
                 value = compact_json(record)
                 data[raw_key] = value
-            pending.append(await send(topic, raw_key, value, partition, None, None))
+            records.append((raw_key, value, int(key.split("|", 1)[0])))
+        topic = self.table.changelog_topic.get_topic_name()
+        send = self.app.producer.send
+        pending = [await send(topic, raw_key, value, partition, None, None) for raw_key, value, partition in records]
         if pending:
             await asyncio.gather(*pending)
 
