@@ -3,8 +3,9 @@
 The key layout is docs/redis-keys.md; this module is its one writer (``RedisSink``) and its
 one reader (``read_kpis``, used by ``ccpulse kpis`` and the wallboard).
 
-A publish writes, in one ``MULTI``/``EXEC``: the hashes whose KPIs changed since the last
-successful write (all of them every ``heartbeat_seconds``, so ``updated_at`` stays honest),
+A publish writes, in one ``MULTI``/``EXEC``: the changed fields of the hashes whose KPIs
+changed since the last successful write (every field of every hash each
+``heartbeat_seconds``, so ``updated_at`` stays honest and a wiped Redis is whole again),
 the meta hash, and one message on ``…:updates``. Values are absolute, so replaying a write
 is harmless. When Redis is unreachable the sink logs once, backs off, and after recovery
 writes the full state again: it cannot know which of its writes landed.
@@ -95,9 +96,15 @@ class KpiHash:
     key: str
     kpis: dict[str, Any]
 
-    def fields(self) -> dict[str, bytes]:
-        """The KPIs JSON-encoded field by field, as the hash holds them."""
-        return {name: _json(value) for name, value in self.kpis.items()}
+    def fields(self, held: Mapping[str, Any] | None = None) -> dict[str, bytes]:
+        """The KPIs JSON-encoded field by field, as the hash holds them.
+
+        ``held``: the values Redis is known to hold; only the fields that differ are
+        returned (all of them when ``held`` is None or names other fields).
+        """
+        if held is None or held.keys() != self.kpis.keys():
+            return {name: _json(value) for name, value in self.kpis.items()}
+        return {name: _json(value) for name, value in self.kpis.items() if held[name] != value}
 
     @property
     def label(self) -> str:
@@ -186,7 +193,10 @@ class RedisSink:
         full = self._last_full is None or now - self._last_full >= self.heartbeat_seconds
         vanished = self._keys - {h.key for h in hashes}
         try:
-            await self._write(snapshot, now, hashes if full else changed, changed, vanished)
+            if full:
+                await self._write(snapshot, now, hashes, changed, vanished, held={})
+            else:
+                await self._write(snapshot, now, changed, changed, vanished, held=self._written)
         except UNAVAILABLE as exc:
             self._failed(exc, now)
             return
@@ -199,8 +209,13 @@ class RedisSink:
         hashes: list[KpiHash],
         changed: list[KpiHash],
         vanished: set[str],
+        held: Mapping[str, Mapping[str, Any]],
     ) -> None:
-        """Write hashes, meta and the update message in one transaction."""
+        """Write hashes, meta and the update message in one transaction.
+
+        ``held``: what Redis holds of each hash; a hash found there gets only its changed
+        fields (and its stamps). A heartbeat passes nothing, so every field is written.
+        """
         window_stamps = {window: stamps(snapshot, window, now) for window in snapshot.windows}
         message = {
             "watermark": snapshot.watermark,
@@ -209,7 +224,7 @@ class RedisSink:
         }
         async with self.client.pipeline(transaction=True) as pipe:
             for h in hashes:
-                pipe.hset(h.key, mapping=_fields(h.fields(), window_stamps[h.window]))
+                pipe.hset(h.key, mapping=_fields(h.fields(held.get(h.key)), window_stamps[h.window]))
                 pipe.expire(h.key, self.ttl_seconds)
             if vanished:
                 pipe.delete(*sorted(vanished))  # a scope that left a window must not linger

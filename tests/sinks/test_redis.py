@@ -200,6 +200,26 @@ async def test_only_changed_hashes_are_rewritten(
     assert await client.hget(BASE + "meta", "updated_at") == b"1001.0"
 
 
+async def test_a_changed_hash_gets_only_its_changed_fields_until_the_heartbeat(
+    redis_server: RedisServer, client: aioredis.Redis
+) -> None:
+    clock = Clock(1000.0)
+    sink = make_sink(redis_server, clock, heartbeat=5.0)
+    await sink.publish(snapshots.snapshot())
+    key = BASE + "kpi:1h:queue:billing"
+    await client.hdel(key, "answered")  # a field the next publish must not need to write
+    clock.now = 1001.0
+    changed = snapshots.with_billing_voice({**snapshots.BILLING_VOICE, "offered": 11})
+    await sink.publish(changed)
+    assert await client.hget(key, "offered") == b"11"
+    assert await client.hget(key, "updated_at") == b"1001.0"
+    assert await client.hget(key, "answered") is None  # unchanged: not rewritten
+    clock.now = 1005.0
+    await sink.publish(changed)  # heartbeat: every field of every hash
+    await sink.close()
+    assert await client.hget(key, "answered") is not None
+
+
 async def test_heartbeat_rewrites_every_hash(
     redis_server: RedisServer, client: aioredis.Redis
 ) -> None:
