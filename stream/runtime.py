@@ -227,12 +227,3 @@ def dead_letter_headers(reason: str, detail: str, topic: str, partition: int, of
         ("ccpulse-detail", detail.encode("utf-8", "replace")),
         ("ccpulse-source", f"{topic}/{partition}/{offset}".encode()),
     ]
-
-
-def compact_json(record: Any) -> bytes:
-    """JSON bytes sized to their length, for values that stay in memory.
-
-    ``orjson.dumps`` hands back bytes that keep its whole output buffer (4 KiB for a
-    100-byte record); a table of 100k contacts held that way costs 400 MiB.
-    """
-    return bytes(memoryview(orjson.dumps(record)))

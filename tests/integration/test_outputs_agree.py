@@ -271,6 +271,11 @@ class Outputs:
     prometheus: Series  # every ccpulse series of this test's target
     promql: dict[str, Series]  # named aggregation queries
 
+    def series(self, name: str, labels: Any) -> dict[str, Any]:
+        """One series as the worker's ``/metrics`` and as Prometheus hold it."""
+        key = (name, labels)
+        return {"metrics": self.scrape.get(key), "promql": self.prometheus.get(key)}
+
 
 def promql_expressions(tag: str, thresholds: dict[str, str]) -> dict[str, str]:
     """The PromQL the test asks Prometheus, by name: sums and ratios of the raw series."""
@@ -462,8 +467,7 @@ def gauge_rows(out: Outputs, want: dict[str, Any]) -> Iterator[Row]:
                 values = {
                     "reference": number(kpis.get(kpi)),
                     "redis": _windows(out.redis, window, scope, kpi),
-                    "metrics": out.scrape.get((f"ccpulse_{name}", key)),
-                    "promql": out.prometheus.get((f"ccpulse_{name}", key)),
+                    **out.series(f"ccpulse_{name}", key),
                 }
                 if kpi in rules and labels[0] != "_all":  # only this test's queues are ours
                     rule = f"queue_channel_window:ccpulse_{rules[kpi]}:max"
@@ -477,14 +481,7 @@ def series_rows(out: Outputs) -> Iterator[Row]:
     for name, labels in sorted(names):
         if name in VOLATILE or not name.startswith("ccpulse_"):
             continue
-        yield Row(
-            f"series {name}{dict(labels)}",
-            True,
-            {
-                "metrics": out.scrape.get((name, labels)),
-                "promql": out.prometheus.get((name, labels)),
-            },
-        )
+        yield Row(f"series {name}{dict(labels)}", True, out.series(name, labels))
 
 
 def exact_queue_rows(out: Outputs, hand: dict[str, dict[str, float | None]]) -> Iterator[Row]:
@@ -501,8 +498,7 @@ def exact_queue_rows(out: Outputs, hand: dict[str, dict[str, float | None]]) -> 
             True,
             {
                 "hand": SL_SECONDS[channel],
-                "metrics": out.scrape.get(("ccpulse_sl_threshold_seconds", labels)),
-                "promql": out.prometheus.get(("ccpulse_sl_threshold_seconds", labels)),
+                **out.series("ccpulse_sl_threshold_seconds", labels),
             },
         )
         yield Row(
@@ -523,8 +519,7 @@ def exact_queue_rows(out: Outputs, hand: dict[str, dict[str, float | None]]) -> 
             True,
             {
                 "hand": n["answered"],
-                "metrics": out.scrape.get(("ccpulse_wait_seconds_count", labels)),
-                "promql": out.prometheus.get(("ccpulse_wait_seconds_count", labels)),
+                **out.series("ccpulse_wait_seconds_count", labels),
             },
         )
         yield Row(
@@ -532,8 +527,7 @@ def exact_queue_rows(out: Outputs, hand: dict[str, dict[str, float | None]]) -> 
             False,
             {
                 "hand": n["wait_sum"],
-                "metrics": out.scrape.get(("ccpulse_wait_seconds_sum", labels)),
-                "promql": out.prometheus.get(("ccpulse_wait_seconds_sum", labels)),
+                **out.series("ccpulse_wait_seconds_sum", labels),
             },
         )
 
