@@ -210,15 +210,23 @@ class BucketState:
 
     # -- flushing and expiry ----------------------------------------------------------------
     def flush(self, offset: int) -> list[tuple[str, Record | None]]:
-        """Return the dirty records in changelog order, stamped with the batch's last offset."""
+        """Return the dirty records in changelog order, stamped with the batch's last offset.
+
+        Deletions go last: if only a prefix of a batch reaches the changelog (a crash, a
+        rebalance mid-write), a record left behind that should have been deleted is
+        judged expired again when next touched or swept, while a deletion that landed
+        before the records of its batch would forget something an earlier event of the
+        re-read batch still needs.
+        """
         self.expire()
         order = sorted(self.dirty, key=_write_rank)
-        writes: list[tuple[str, Record | None]] = [(key, None) for key in sorted(self.deleted)]
+        writes: list[tuple[str, Record | None]] = []
         for key in order:
             record = self.records.get(key)
             if record is not None:
                 record["o"] = max(record["o"], offset)
                 writes.append((key, record))
+        writes += [(key, None) for key in sorted(self.deleted)]
         self.meta["o"] = max(self.meta["o"], offset)
         self.dirty.clear()
         self.deleted.clear()

@@ -56,9 +56,13 @@ class Sender(Protocol):
 
 
 class Writer(Protocol):
-    """Where a batch's state writes go (stream/agents.py ``TableWriter``): in order, awaited."""
+    """Where a batch's state writes go (stream/agents.py ``TableWriter``): in order, awaited.
 
-    async def write(self, writes: Iterable[tuple[str, dict[str, Any] | None]]) -> None: ...
+    ``write`` returns once every record is durable, and stops early once ``current()``
+    turns false (a rebalance began).
+    """
+
+    async def write(self, writes: Iterable[tuple[str, dict[str, Any] | None]], current: Fence) -> None: ...
 
 
 @dataclass
@@ -98,7 +102,7 @@ class Runtime:
         if not current():
             self.pipeline.forget(contacts={p for p, _, _ in batch})
             return False
-        await self.contact_store.write(result.writes)
+        await self.contact_store.write(result.writes, current)
         return True
 
     async def ingest_facts(self, batch: Sequence[tuple[int, int, bytes]], current: Fence = _always) -> bool:
@@ -108,7 +112,7 @@ class Runtime:
         if not current():
             self.pipeline.forget(customers={p for p, _, _ in batch})
             return False
-        await self.customer_store.write(result.writes)
+        await self.customer_store.write(result.writes, current)
         return True
 
     async def _dead_letter(self, letter: dict[str, Any]) -> Any:

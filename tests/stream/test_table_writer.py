@@ -1,0 +1,100 @@
+"""How a batch's state reaches the changelog (stream/agents.py ``TableWriter``, buckets.flush).
+
+The producer here only records what it is handed and resolves acknowledgements when the test
+says so; that Kafka keeps them is the fault tests' business (tests/integration/test_faults.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from stream.agents import PartitionedTable, TableWriter
+from stream.pipeline import Pipeline
+from stream.settings import Settings
+
+
+class _Producer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes | None, int]] = []
+        self.acks: list[asyncio.Future[Any]] = []
+
+    async def send(self, topic: str, key: bytes, value: bytes | None, partition: int, timestamp: Any, headers: Any) -> Any:
+        self.sent.append((topic, key, value, partition))
+        ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.acks.append(ack)
+        return ack
+
+
+def _writer() -> tuple[TableWriter, _Producer, dict[bytes, bytes]]:
+    producer = _Producer()
+    store: dict[bytes, bytes] = {b"1|c|gone": b"{}"}
+    table = SimpleNamespace(
+        name="contacts",
+        data=store,
+        changelog_topic=SimpleNamespace(get_topic_name=lambda: "app-contacts-changelog"),
+        partition_for_key=lambda key: PartitionedTable.partition_for_key(None, key),  # type: ignore[arg-type]
+    )
+    return TableWriter(SimpleNamespace(producer=producer), table), producer, store  # type: ignore[arg-type]
+
+
+def test_write_returns_only_once_kafka_acknowledged_every_record() -> None:
+    async def scenario() -> None:
+        writer, producer, store = _writer()
+        writes = [("1|b|60", {"o": 7, "s": {}}), ("3|c|x", {"o": 7}), ("1|c|gone", None)]
+        task = asyncio.create_task(writer.write(writes, lambda: True))
+        await asyncio.sleep(0.01)
+        assert [(key, partition) for _, key, _, partition in producer.sent] == [(b"1|b|60", 1), (b"3|c|x", 3), (b"1|c|gone", 1)]
+        assert producer.sent[2][2] is None and b"1|c|gone" not in store
+        assert store[b"3|c|x"] == b'{"o":7}'
+        assert not task.done(), "returned before Kafka acknowledged the records"
+        for ack in producer.acks[:2]:
+            ack.set_result(None)
+        await asyncio.sleep(0.01)
+        assert not task.done()
+        producer.acks[2].set_result(None)
+        await asyncio.wait_for(task, 1)
+
+    asyncio.run(scenario())
+
+
+def test_a_rebalance_stops_the_write_at_the_next_record_and_settle_waits_for_it() -> None:
+    async def scenario() -> None:
+        writer, producer, _ = _writer()
+        current = [True]
+
+        def still_current() -> bool:
+            return current[0]
+
+        writes = [(f"0|c|{n}", {"o": n}) for n in range(5)]
+        original = producer.send
+
+        async def send(*args: Any) -> Any:
+            if len(producer.sent) == 2:
+                current[0] = False  # the rebalance begins while the third record is being handed over
+            return await original(*args)
+
+        producer.send = send  # type: ignore[method-assign]
+        task = asyncio.create_task(writer.write(writes, still_current))
+        await asyncio.sleep(0.01)
+        assert len(producer.sent) == 3, "a record handed over after the rebalance began"
+        settled = asyncio.create_task(writer.settle(5))
+        await asyncio.sleep(0.01)
+        assert not settled.done(), "settle returned while a write still waited for Kafka"
+        for ack in producer.acks:
+            ack.set_result(None)
+        await asyncio.wait_for(asyncio.gather(task, settled), 1)
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_deletes_after_its_meta_record() -> None:
+    state = Pipeline(Settings.from_env({}, live=False)).contact_state(0)
+    state.records["0|c|old"] = {"o": 1, "last": 0.0}
+    state._delete("0|c|old")
+    state.add_scoped(30.0, ["all"], (("offered", 1.0),), offset=5)
+    state.count("processed")
+    keys = [key for key, _ in state.flush(5)]
+    assert keys[-2:] == ["0|m|meta", "0|c|old"]
+    assert {"0|b|30", "0|i|0"} <= set(keys[:-2])
