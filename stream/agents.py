@@ -156,17 +156,21 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
         source = app.topic(name, **raw)
         platform_agent(app, settings, epoch, PlatformFeed(fmt), source, TopicSender(app, settings.input_topic), dead_letters)
 
+    pipeline = runtime.pipeline
+    contact_order = OffsetGuard(app, settings.input_topic, lambda p: pipeline.contact_state(p).meta["o"])
+    fact_order = OffsetGuard(app, facts_topic.get_topic_name(), lambda p: pipeline.customer_state(p).meta["o"])
+
     @app.agent(input_topic, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             with _Fence(app, epoch, events) as fence:
-                await runtime.ingest(fence.batch(), fence.current)
+                await runtime.ingest(await contact_order.admit(fence), fence.current)
 
     @app.agent(facts_topic, name="customers", concurrency=1)
     async def customer_stage(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             with _Fence(app, epoch, events) as fence:
-                await runtime.ingest_facts(fence.batch(), fence.current)
+                await runtime.ingest_facts(await fact_order.admit(fence), fence.current)
 
     @app.timer(interval=settings.publish_interval_seconds)
     async def publish() -> None:
@@ -270,6 +274,13 @@ class _Fence:
                 fresh.append((message.partition, message.offset, event.value))
         return fresh
 
+    def leave(self, where: set[tuple[int, int]]) -> None:
+        """Leave these (partition, offset) messages unacknowledged, for a re-read."""
+        for event in self.events:
+            message = event.message
+            if (message.partition, message.offset) in where:
+                message.acked = True
+
     def __enter__(self) -> _Fence:
         return self
 
@@ -283,6 +294,85 @@ class _Fence:
         if error is not None or not self.current():
             for event in self.events:
                 event.message.acked = True
+
+
+class OffsetGuard:
+    """Apply each partition's messages in offset order, from where its state stands.
+
+    After a rebalance Faust sometimes hands a partition over starting *past* its committed
+    offset (records fetched before the seek back to the committed offset), and its consumer
+    then records the skipped offsets as a gap, commits past them, and drops them when they
+    are fetched again. Seen in the 1 → 3 → 2 fault test: a customer-facts partition whose
+    state stood at offset 37 was handed offset 738 next, and facts 38–737 were never applied.
+
+    So a message more than one past its partition's last applied offset (``last_offset``,
+    kept in the state's meta record) is not applied: it and the rest of its partition's
+    messages in the batch are left unacknowledged, the consumer is sought back to the first
+    missing offset and Faust's gap record from there on is dropped. Offsets that really are
+    absent (transaction markers, compaction, retention) come back missing on every re-read:
+    after ``retries`` re-reads at least ``retry_seconds`` apart the jump is taken as real,
+    with a warning. A partition with no state yet starts wherever Kafka starts it.
+    """
+
+    def __init__(self, app: Any, topic: str, last_offset: Callable[[int], int],
+                 retries: int = 5, retry_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.app = app
+        self.topic = topic
+        self.last_offset = last_offset
+        self.retries = retries
+        self.retry_seconds = retry_seconds
+        self.clock = clock
+        self.rereads: dict[int, tuple[int, int, float]] = {}  # partition -> (offset, re-reads, last at)
+        self.skipped_ranges = 0  # jumps taken as real
+
+    async def admit(self, fence: _Fence) -> list[tuple[int, int, Any]]:
+        """The batch's messages that follow on from their partition's state."""
+        admitted, left = [], set()
+        following: dict[int, int] = {}  # partition -> next offset expected
+        reread: dict[int, tuple[int, int]] = {}  # partition -> (first missing offset, offset handed over)
+        for partition, offset, value in fence.batch():
+            if partition in reread:
+                left.add((partition, offset))
+                continue
+            if partition not in following:
+                last = self.last_offset(partition)
+                following[partition] = offset if last < 0 else last + 1
+            expected = following[partition]
+            if offset > expected and not self._jump_is_real(partition, expected, offset):
+                reread[partition] = (expected, offset)
+                left.add((partition, offset))
+                continue
+            following[partition] = max(expected, offset + 1)
+            admitted.append((partition, offset, value))
+        if left:
+            fence.leave(left)
+        for partition, (missing, handed) in reread.items():
+            await self._reread(partition, missing, handed)
+        return admitted
+
+    def _jump_is_real(self, partition: int, expected: int, offset: int) -> bool:
+        sought, times, _ = self.rereads.get(partition, (-1, 0, 0.0))
+        if sought != expected or times < self.retries:
+            return False
+        log.warning("%s[%d]: offsets %d-%d still missing after %d re-reads; going on from %d",
+                    self.topic, partition, expected, offset - 1, times, offset)
+        self.rereads.pop(partition, None)
+        self.skipped_ranges += 1
+        return True
+
+    async def _reread(self, partition: int, offset: int, handed: int) -> None:
+        now = self.clock()
+        sought, times, at = self.rereads.get(partition, (-1, 0, 0.0))
+        if sought == offset and now - at < self.retry_seconds:
+            return  # a re-read from there is under way; its messages are still to come
+        times = times + 1 if sought == offset else 1
+        self.rereads[partition] = (offset, times, now)
+        log.warning("%s[%d]: handed offset %d before %d; re-reading from %d", self.topic, partition, handed, offset, offset)
+        tp = TP(self.topic, partition)
+        gaps = getattr(self.app.consumer, "_gap", None)
+        if gaps is not None and tp in gaps:
+            gaps[tp].chop(offset, 2**63)  # Faust would otherwise commit past the re-read offsets
+        await self.app.consumer.seek(tp, offset)
 
 
 def _partitions(assignment: set[TP], topic: str) -> list[int]:
