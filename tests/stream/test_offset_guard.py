@@ -18,6 +18,10 @@ class _Consumer:
     def __init__(self) -> None:
         self.seeks: list[tuple[int, int]] = []
         self._gap: dict[TP, IntervalTree] = {}
+        self.earliest: dict[int, int] = {}
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        return {tp: self.earliest.get(tp.partition, 0) for tp in tps}
 
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp.partition, offset))
@@ -79,4 +83,13 @@ def test_offsets_missing_on_every_re_read_are_taken_as_absent() -> None:
     assert app.consumer.seeks == [(0, 38), (0, 38)]
     clock[0] = 3.0
     assert _admit(guard, _fence(app, [(0, 40), (0, 41)])) == [(0, 40), (0, 41)]  # after two re-reads
+    assert guard.skipped_ranges == 1
+
+
+def test_offsets_deleted_by_retention_are_skipped_at_once() -> None:
+    app, guard = _setup({1: 99})
+    app.consumer.earliest = {1: 5000}
+    assert _admit(guard, _fence(app, [(1, 5000), (1, 5001)])) == []
+    assert app.consumer.seeks == [(1, 5000)]
+    assert _admit(guard, _fence(app, [(1, 5000), (1, 5001)])) == [(1, 5000), (1, 5001)]
     assert guard.skipped_ranges == 1
