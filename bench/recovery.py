@@ -46,15 +46,21 @@ def kpi_hash(client: redis.Redis, app_id: str) -> dict[bytes, bytes]:
     return dict(fields)
 
 
-def settled_hash(client: redis.Redis, app_id: str, timeout: float = 30.0) -> dict[bytes, bytes]:
-    """Wait until two reads a heartbeat apart agree (the last batch has been published)."""
-    deadline, last = time.time() + timeout, None
+def settled_hash(client: redis.Redis, app_id: str, timeout: float = 60.0, quiet: float = 8.0) -> dict[bytes, bytes]:
+    """Wait until the hash has not changed for ``quiet`` seconds (the last batch is published).
+
+    Publishing is capped at a quarter of the worker's time, so after a 1.2 s snapshot the
+    next one comes 3.6 s later: two reads 1.5 s apart can agree on a hash that is still to
+    change (seen once the worker got faster).
+    """
+    deadline, last, since = time.time() + timeout, None, time.time()
     while time.time() < deadline:
         current = kpi_hash(client, app_id)
-        if current and current == last:
+        if current != last:
+            last, since = current, time.time()
+        elif current and time.time() - since >= quiet:
             return current
-        last = current
-        time.sleep(1.5)
+        time.sleep(0.5)
     raise TimeoutError("the 1h hash did not settle")
 
 
@@ -112,12 +118,16 @@ def _first_match(
     worker: Worker, client: redis.Redis, app_id: str, reference: dict[bytes, bytes], timeout: float
 ) -> float:
     deadline = time.time() + timeout
+    current: dict[bytes, bytes] = {}
     while time.time() < deadline:
         worker.check_alive()
-        if kpi_hash(client, app_id) == reference:
+        current = kpi_hash(client, app_id)
+        if current == reference:
             return time.time()
         time.sleep(0.02)
-    raise TimeoutError(f"no correct publish within {timeout:.0f} s after the restart")
+    differ = sorted(k for k in set(current) | set(reference) if current.get(k) != reference.get(k))
+    shown = ", ".join(f"{k.decode()}: {reference.get(k)!r} before, {current.get(k)!r} after" for k in differ[:8])
+    raise TimeoutError(f"no correct publish within {timeout:.0f} s after the restart; {len(differ)} fields differ: {shown}")
 
 
 def extrapolate(result: dict[str, Any], events_per_second: float = 1000.0) -> float:
