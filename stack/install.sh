@@ -2,7 +2,8 @@
 # ccpulse: install what the local stack needs (starts nothing). Idempotent; seconds when done.
 #   - Debian packages: redis-server, prometheus (+promtool), prometheus-alertmanager (amtool),
 #     chromium, chromium-driver, docker-compose (its schema and `config` check the compose file;
-#     no engine is needed) (and curl / Java 17 / Maven if this machine lacks them).
+#     no engine is needed) (and curl / openssl / Java 17 / Maven if this machine lacks them;
+#     openssl makes the certificates of the Redis TLS test).
 #   - Apache Kafka broker jars from Maven Central (stack/kafka/pom.xml) into
 #     $CCPULSE_STACK_DIR/kafka/libs (default <repo>/.stack/kafka/libs).
 set -euo pipefail
@@ -29,6 +30,7 @@ for spec in \
   "chromium-driver:chromedriver" \
   "docker-compose:docker-compose" \
   "curl:curl" \
+  "openssl:openssl" \
   "openjdk-17-jre-headless:java" \
   "maven:mvn"; do
   pkg="${spec%%:*}"

@@ -59,7 +59,7 @@ class Settings:
         "Partitions of the input topic and of every internal topic (fixed up front).", 4
     )
     redis_url: str = _doc(
-        "Redis URL (redis:// or rediss:// for TLS; user:password@ for AUTH).",
+        "Redis URL (redis://, or rediss:// for TLS with ?ssl_ca_certs=<CA file>; user:password@ for AUTH).",
         "redis://127.0.0.1:6379/0",
         secret=True,
     )
