@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import faust
@@ -157,8 +157,9 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
         platform_agent(app, settings, epoch, PlatformFeed(fmt), source, TopicSender(app, settings.input_topic), dead_letters)
 
     pipeline = runtime.pipeline
-    contact_order = OffsetGuard(app, settings.input_topic, lambda p: pipeline.contact_state(p).meta["o"])
-    fact_order = OffsetGuard(app, facts_topic.get_topic_name(), lambda p: pipeline.customer_state(p).meta["o"])
+    probe = kafka_probe(app)
+    contact_order = OffsetGuard(app, settings.input_topic, lambda p: pipeline.contact_state(p).meta["o"], probe)
+    fact_order = OffsetGuard(app, facts_topic.get_topic_name(), lambda p: pipeline.customer_state(p).meta["o"], probe)
 
     @app.agent(input_topic, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
@@ -296,6 +297,9 @@ class _Fence:
                 event.message.acked = True
 
 
+Probe = Callable[[TP, int], Awaitable[int | None]]
+
+
 class OffsetGuard:
     """Apply each partition's messages in offset order, from where its state stands.
 
@@ -305,28 +309,30 @@ class OffsetGuard:
     are fetched again. Seen in the 1 → 3 → 2 fault test: a customer-facts partition whose
     state stood at offset 37 was handed offset 738 next, and facts 38–737 were never applied.
 
-    So a message more than one past its partition's last applied offset (``last_offset``,
-    kept in the state's meta record) is not applied: it and the rest of its partition's
-    messages in the batch are left unacknowledged, the consumer is sought back to the first
-    missing offset (at most once every ``retry_seconds``) and Faust's gap record from there
-    on is dropped. Messages already buffered past the gap keep arriving for a few seconds
-    before the re-read ones (the fault tests saw up to four re-reads). Offsets below the
-    partition's earliest (deleted by retention) are skipped at once; offsets still missing
-    after ``retries`` re-reads (transaction markers, compaction) are taken as absent, with a
+    So when a message is more than one past its partition's last applied offset
+    (``last_offset``, kept in the state's meta record), Kafka is asked which offset really
+    comes next (``probe``): offsets that are not in the topic (transaction markers,
+    compaction, retention) are skipped; otherwise the message and the rest of its
+    partition's messages in the batch are left unacknowledged, the consumer is sought back
+    to the first missing offset (at most once every ``retry_seconds``) and Faust's gap
+    record from there on is dropped. Messages already buffered past the gap keep arriving
+    for a few seconds before the re-read ones (the fault tests saw up to four re-reads).
+    Should the probe fail, a jump is taken as real after ``retries`` re-reads, with a
     warning. A partition with no state yet starts wherever Kafka starts it.
     """
 
-    def __init__(self, app: Any, topic: str, last_offset: Callable[[int], int],
+    def __init__(self, app: Any, topic: str, last_offset: Callable[[int], int], probe: Probe,
                  retries: int = 30, retry_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.app = app
         self.topic = topic
         self.last_offset = last_offset
+        self.probe = probe
         self.retries = retries
         self.retry_seconds = retry_seconds
         self.clock = clock
         self.rereads: dict[int, tuple[int, int, float]] = {}  # partition -> (offset, re-reads, last at)
-        self.absent: dict[int, tuple[int, int]] = {}  # partition -> (first, last + 1) offsets known absent
-        self.skipped_ranges = 0  # jumps taken as real
+        self.next_present: dict[int, tuple[int, int | None]] = {}  # partition -> (offset asked, answer)
+        self.skipped_offsets = 0  # offsets found absent from the topic
 
     async def admit(self, fence: _Fence) -> list[tuple[int, int, Any]]:
         """The batch's messages that follow on from their partition's state."""
@@ -341,10 +347,15 @@ class OffsetGuard:
                 last = self.last_offset(partition)
                 following[partition] = offset if last < 0 else last + 1
             expected = following[partition]
-            if offset > expected and not self._known_absent(partition, expected, offset):
-                reread[partition] = (expected, offset)
-                left.add((partition, offset))
-                continue
+            if offset > expected:
+                present = await self._next_present(partition, expected)
+                if present is not None and present > expected:
+                    self.skipped_offsets += present - expected
+                    expected = following[partition] = present  # absent from the topic: nothing to apply
+                if offset > expected and not self._given_up(partition, expected, offset):
+                    reread[partition] = (expected, offset)
+                    left.add((partition, offset))
+                    continue
             following[partition] = max(expected, offset + 1)
             admitted.append((partition, offset, value))
         if left:
@@ -353,16 +364,28 @@ class OffsetGuard:
             await self._reread(partition, missing, handed)
         return admitted
 
-    def _known_absent(self, partition: int, expected: int, offset: int) -> bool:
-        first, end = self.absent.get(partition, (-1, -1))
+    async def _next_present(self, partition: int, offset: int) -> int | None:
+        """The first offset at or after ``offset`` that holds a record (asked once per offset)."""
+        asked, answer = self.next_present.get(partition, (-1, None))
+        if asked != offset:
+            try:
+                answer = await self.probe(TP(self.topic, partition), offset)
+            except Exception as exc:  # the re-reads below still get it right, only slower
+                log.warning("%s[%d]: could not ask Kafka about offset %d (%s)", self.topic, partition, offset, exc)
+                answer = None
+            self.next_present[partition] = (offset, answer)
+            if answer is not None and answer > offset:
+                log.info("%s[%d]: offsets %d-%d are not in the topic", self.topic, partition, offset, answer - 1)
+        return answer
+
+    def _given_up(self, partition: int, expected: int, offset: int) -> bool:
         sought, times, _ = self.rereads.get(partition, (-1, 0, 0.0))
-        if not (first == expected and offset >= end) and not (sought == expected and times >= self.retries):
+        if sought != expected or times < self.retries:
             return False
-        log.warning("%s[%d]: offsets %d-%d are not in the topic; going on from %d",
-                    self.topic, partition, expected, offset - 1, offset)
-        self.absent.pop(partition, None)
+        log.warning("%s[%d]: offsets %d-%d still missing after %d re-reads; going on from %d",
+                    self.topic, partition, expected, offset - 1, times, offset)
         self.rereads.pop(partition, None)
-        self.skipped_ranges += 1
+        self.skipped_offsets += offset - expected
         return True
 
     async def _reread(self, partition: int, offset: int, handed: int) -> None:
@@ -370,18 +393,41 @@ class OffsetGuard:
         sought, times, at = self.rereads.get(partition, (-1, 0, 0.0))
         if sought == offset and now - at < self.retry_seconds:
             return  # a re-read from there is under way; its messages are still to come
-        tp = TP(self.topic, partition)
-        earliest = (await self.app.consumer.earliest_offsets(tp)).get(tp)
-        if earliest is not None and offset < earliest:
-            self.absent[partition] = (offset, earliest)  # deleted by retention: go on from the earliest
-            await self.app.consumer.seek(tp, earliest)
-            return
         self.rereads[partition] = (offset, times + 1 if sought == offset else 1, now)
         log.warning("%s[%d]: handed offset %d before %d; re-reading from %d", self.topic, partition, handed, offset, offset)
+        tp = TP(self.topic, partition)
         gaps = getattr(self.app.consumer, "_gap", None)
         if gaps is not None and tp in gaps:
             gaps[tp].chop(offset, 2**63)  # Faust would otherwise commit past the re-read offsets
         await self.app.consumer.seek(tp, offset)
+
+
+def kafka_probe(app: faust.App) -> Probe:
+    """A probe asking the broker, with a short-lived consumer of its own (no group, nothing committed)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, server_list
+
+    async def next_present(tp: TP, offset: int) -> int | None:
+        conf = app.conf
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=server_list(conf.broker, 9092),
+            client_id=f"{conf.broker_client_id}-offset-probe",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # below the log start: the first offset still kept
+            **credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context),
+        )
+        await consumer.start()
+        try:
+            where = TopicPartition(tp.topic, tp.partition)
+            consumer.assign([where])
+            consumer.seek(where, offset)
+            fetched = await consumer.getmany(where, timeout_ms=5000, max_records=1)
+            records = fetched.get(where) or []
+            return records[0].offset if records else None
+        finally:
+            await consumer.stop()
+
+    return next_present
 
 
 def _partitions(assignment: set[TP], topic: str) -> list[int]:

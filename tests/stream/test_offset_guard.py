@@ -6,9 +6,9 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+from faust.types import TP
 from intervaltree import IntervalTree
 
-from faust.types import TP
 from stream.agents import Epoch, OffsetGuard, _Fence
 
 TOPIC = "events"
@@ -18,10 +18,6 @@ class _Consumer:
     def __init__(self) -> None:
         self.seeks: list[tuple[int, int]] = []
         self._gap: dict[TP, IntervalTree] = {}
-        self.earliest: dict[int, int] = {}
-
-    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
-        return {tp: self.earliest.get(tp.partition, 0) for tp in tps}
 
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp.partition, offset))
@@ -37,11 +33,20 @@ def _fence(app: Any, where: list[tuple[int, int]]) -> _Fence:
     return _Fence(app, epoch, events)
 
 
-def _setup(last: dict[int, int], clock: list[float] | None = None) -> tuple[Any, OffsetGuard]:
+def _setup(last: dict[int, int], present: dict[tuple[int, int], int | None] | None = None,
+           clock: list[float] | None = None) -> tuple[Any, OffsetGuard, list[tuple[int, int]]]:
+    """A guard whose probe answers from ``present`` ((partition, offset) -> next offset held;
+    by default every offset is held) and records what it was asked."""
     app = SimpleNamespace(consumer=_Consumer(), consumer_generation_id=3, rebalancing_count=7)
+    asked: list[tuple[int, int]] = []
+
+    async def probe(tp: TP, offset: int) -> int | None:
+        asked.append((tp.partition, offset))
+        return (present or {}).get((tp.partition, offset), offset)
+
     now = clock if clock is not None else [0.0]
-    guard = OffsetGuard(app, TOPIC, lambda p: last[p], retries=2, retry_seconds=1.0, clock=lambda: now[0])
-    return app, guard
+    guard = OffsetGuard(app, TOPIC, lambda p: last[p], probe, retries=2, retry_seconds=1.0, clock=lambda: now[0])
+    return app, guard, asked
 
 
 def _admit(guard: OffsetGuard, fence: _Fence) -> list[tuple[int, int]]:
@@ -49,31 +54,45 @@ def _admit(guard: OffsetGuard, fence: _Fence) -> list[tuple[int, int]]:
 
 
 def test_a_partition_handed_over_past_its_state_is_re_read_from_the_first_missing_offset() -> None:
-    app, guard = _setup({0: 37, 1: 9})
+    app, guard, asked = _setup({0: 37, 1: 9})
     app.consumer._gap[TP(TOPIC, 0)] = IntervalTree.from_tuples([(20, 30), (39, 738)])
     fence = _fence(app, [(0, 738), (1, 10), (0, 739), (1, 11)])
     assert _admit(guard, fence) == [(1, 10), (1, 11)]
+    assert asked == [(0, 38)]  # Kafka says offset 38 holds a record: it was skipped, not absent
     assert app.consumer.seeks == [(0, 38)]
     assert [e.message.acked for e in fence.events] == [True, False, True, False]  # left for the re-read
     assert [(i.begin, i.end) for i in sorted(app.consumer._gap[TP(TOPIC, 0)])] == [(20, 30)]  # Faust's gap from 38 on is gone
 
 
 def test_re_deliveries_and_the_next_offset_are_admitted_in_order() -> None:
-    app, guard = _setup({0: 37})
+    app, guard, _ = _setup({0: 37})
     fence = _fence(app, [(0, 30), (0, 37), (0, 38), (0, 39), (0, 41), (0, 42)])
     assert _admit(guard, fence) == [(0, 30), (0, 37), (0, 38), (0, 39)]
     assert app.consumer.seeks == [(0, 40)]
 
 
 def test_a_partition_without_state_starts_where_kafka_starts_it() -> None:
-    app, guard = _setup({2: -1})
+    app, guard, asked = _setup({2: -1})
     assert _admit(guard, _fence(app, [(2, 500), (2, 501)])) == [(2, 500), (2, 501)]
-    assert app.consumer.seeks == []
+    assert app.consumer.seeks == [] and asked == []
 
 
-def test_offsets_missing_on_every_re_read_are_taken_as_absent() -> None:
+def test_offsets_not_in_the_topic_are_skipped_at_once() -> None:
+    # a transaction marker at 38 (or offsets compacted or deleted by retention)
+    app, guard, _ = _setup({0: 37}, present={(0, 38): 39})
+    assert _admit(guard, _fence(app, [(0, 39), (0, 40)])) == [(0, 39), (0, 40)]
+    assert app.consumer.seeks == [] and guard.skipped_offsets == 1
+
+
+def test_held_offsets_after_an_absent_range_are_re_read() -> None:
+    app, guard, _ = _setup({0: 37}, present={(0, 38): 45})
+    assert _admit(guard, _fence(app, [(0, 50)])) == []
+    assert app.consumer.seeks == [(0, 45)]
+
+
+def test_without_an_answer_from_kafka_a_jump_is_taken_as_real_after_the_re_reads() -> None:
     clock = [0.0]
-    app, guard = _setup({0: 37}, clock)
+    app, guard, asked = _setup({0: 37}, present={(0, 38): None}, clock=clock)
     assert _admit(guard, _fence(app, [(0, 40)])) == []
     clock[0] = 0.5
     assert _admit(guard, _fence(app, [(0, 40)])) == []  # the re-read is still under way: no second seek
@@ -83,13 +102,4 @@ def test_offsets_missing_on_every_re_read_are_taken_as_absent() -> None:
     assert app.consumer.seeks == [(0, 38), (0, 38)]
     clock[0] = 3.0
     assert _admit(guard, _fence(app, [(0, 40), (0, 41)])) == [(0, 40), (0, 41)]  # after two re-reads
-    assert guard.skipped_ranges == 1
-
-
-def test_offsets_deleted_by_retention_are_skipped_at_once() -> None:
-    app, guard = _setup({1: 99})
-    app.consumer.earliest = {1: 5000}
-    assert _admit(guard, _fence(app, [(1, 5000), (1, 5001)])) == []
-    assert app.consumer.seeks == [(1, 5000)]
-    assert _admit(guard, _fence(app, [(1, 5000), (1, 5001)])) == [(1, 5000), (1, 5001)]
-    assert guard.skipped_ranges == 1
+    assert guard.skipped_offsets == 2 and asked == [(0, 38)]  # Kafka asked once
