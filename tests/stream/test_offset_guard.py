@@ -71,10 +71,13 @@ def test_re_deliveries_and_the_next_offset_are_admitted_in_order() -> None:
     assert app.consumer.seeks == [(0, 40)]
 
 
-def test_a_partition_without_state_starts_where_kafka_starts_it() -> None:
-    app, guard, asked = _setup({2: -1})
-    assert _admit(guard, _fence(app, [(2, 500), (2, 501)])) == [(2, 500), (2, 501)]
-    assert app.consumer.seeks == [] and asked == []
+def test_a_partition_without_state_starts_at_the_first_offset_its_topic_holds() -> None:
+    app, guard, asked = _setup({2: -1, 3: -1}, present={(3, 0): 500})
+    assert _admit(guard, _fence(app, [(2, 0), (2, 1)])) == [(2, 0), (2, 1)]
+    assert asked == []
+    assert _admit(guard, _fence(app, [(2, 6), (3, 500), (3, 501)])) == [(3, 500), (3, 501)]  # 3 begins at 500
+    assert app.consumer.seeks == [(2, 0)]  # committed past offsets no state holds: read from the start
+    assert guard.skipped_offsets == 0
 
 
 def test_offsets_not_in_the_topic_are_skipped_at_once() -> None:
