@@ -398,10 +398,20 @@ class OffsetGuard:
         self.rereads[partition] = (offset, times + 1 if sought == offset else 1, now)
         log.warning("%s[%d]: handed offset %d before %d; re-reading from %d", self.topic, partition, handed, offset, offset)
         tp = TP(self.topic, partition)
-        gaps = getattr(self.app.consumer, "_gap", None)
+        consumer = self.app.consumer
+        gaps = getattr(consumer, "_gap", None)
         if gaps is not None and tp in gaps:
             gaps[tp].chop(offset, 2**63)  # Faust would otherwise commit past the re-read offsets
-        await self.app.consumer.seek(tp, offset)
+        thread = getattr(consumer, "_thread", None)
+        try:
+            if thread is not None and hasattr(thread, "seek_wait"):
+                # in the consumer's own thread: Faust's Consumer.seek calls aiokafka from this
+                # one, racing its fetcher (seen: KeyError in Fetcher.fetched_records, a crash)
+                await thread.seek_wait({tp: offset})
+            else:
+                await consumer.seek(tp, offset)
+        except Exception as exc:  # e.g. the partition was revoked meanwhile: its next owner reads it
+            log.warning("%s[%d]: re-read from %d not started (%s)", self.topic, partition, offset, exc)
 
 
 def kafka_probe(app: faust.App) -> Probe:
