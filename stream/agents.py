@@ -267,7 +267,7 @@ class _Fence:
         for event in self.events:
             message = event.message
             if message.generation_id != self.generation or not self.settled:
-                message.acked = True  # stale: re-delivered after the rebalance
+                _leave_unacknowledged(message)  # stale: re-delivered after the rebalance
                 continue
             where = (message.partition, message.offset)
             if where not in seen:
@@ -280,7 +280,7 @@ class _Fence:
         for event in self.events:
             message = event.message
             if (message.partition, message.offset) in where:
-                message.acked = True
+                _leave_unacknowledged(message)
 
     def __enter__(self) -> _Fence:
         return self
@@ -294,7 +294,17 @@ class _Fence:
         """
         if error is not None or not self.current():
             for event in self.events:
-                event.message.acked = True
+                _leave_unacknowledged(event.message)
+
+
+def _leave_unacknowledged(message: Any) -> None:
+    """Keep Faust from ever acknowledging (and so committing past) a message.
+
+    It is marked acknowledged on the message only, so the consumer never records it; whoever
+    reads the partition from its committed offset next (after a rebalance, or a re-read by
+    ``OffsetGuard``) gets it again.
+    """
+    message.acked = True
 
 
 Probe = Callable[[TP, int], Awaitable[int | None]]

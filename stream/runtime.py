@@ -99,20 +99,22 @@ class Runtime:
             pending.append(await self.customer_facts.send(key=key, value=orjson.dumps(fact)))
         if pending:
             await asyncio.gather(*pending)
-        if not current():
+        if current():
+            await self.contact_store.write(result.writes, current)
+        if not current():  # before or during the writes: the next owner re-reads the batch
             self.pipeline.forget(contacts={p for p, _, _ in batch})
             return False
-        await self.contact_store.write(result.writes, current)
         return True
 
     async def ingest_facts(self, batch: Sequence[tuple[int, int, bytes]], current: Fence = _always) -> bool:
         """Process one batch of customer facts (stage 2); False if a rebalance fenced it off."""
         facts = [(p, o, orjson.loads(raw)) for p, o, raw in batch]
         result = self.pipeline.process_customer_facts(facts)
-        if not current():
+        if current():
+            await self.customer_store.write(result.writes, current)
+        if not current():  # before or during the writes: the next owner re-reads the batch
             self.pipeline.forget(customers={p for p, _, _ in batch})
             return False
-        await self.customer_store.write(result.writes, current)
         return True
 
     async def _dead_letter(self, letter: dict[str, Any]) -> Any:
