@@ -214,7 +214,9 @@ class RedisSink:
         """Write hashes, meta and the update message in one transaction.
 
         ``held``: what Redis holds of each hash; a hash found there gets only its changed
-        fields (and its stamps). A heartbeat passes nothing, so every field is written.
+        fields (and its stamps). A heartbeat passes nothing, so every field is written and
+        every TTL restarts; between heartbeats only hashes new to Redis get an ``EXPIRE``
+        (half the commands of a publish during a replay, when every hash changes).
         """
         window_stamps = {window: stamps(snapshot, window, now) for window in snapshot.windows}
         message = {
@@ -224,8 +226,10 @@ class RedisSink:
         }
         async with self.client.pipeline(transaction=True) as pipe:
             for h in hashes:
-                pipe.hset(h.key, mapping=_fields(h.fields(held.get(h.key)), window_stamps[h.window]))
-                pipe.expire(h.key, self.ttl_seconds)
+                fields = _fields(h.fields(held.get(h.key)), window_stamps[h.window])
+                pipe.hset(h.key, mapping=fields)
+                if h.key not in held:  # new to Redis, or a heartbeat: (re)start its TTL
+                    pipe.expire(h.key, self.ttl_seconds)
             if vanished:
                 pipe.delete(*sorted(vanished))  # a scope that left a window must not linger
             pipe.hset(self.base + "meta", mapping=_fields(meta_fields(snapshot, now)))

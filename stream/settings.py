@@ -117,6 +117,12 @@ class Settings:
     max_event_bytes: int = _doc("Larger input messages are dead-lettered, bytes.", 65536)
     batch_size: int = _doc("Events taken per batch before one state write per key.", 2000)
     batch_seconds: float = _doc("Longest wait to fill a batch, seconds.", 0.2)
+    producer_batch_bytes: int = _doc(
+        "Largest batch of records the Kafka producer sends to one partition at a time, bytes "
+        "(state changelogs, customer facts, dead letters; keep it under the broker's "
+        "`message.max.bytes`, 1 MiB by default).",
+        524288,
+    )
     wallboard_token: str = _doc(
         "Optional bearer token the wallboard and its event stream require.", "", secret=True
     )
@@ -175,6 +181,15 @@ class Settings:
             raise SettingsError("CCPULSE_PARTITIONS: must be at least 1")
         if not 6.0 <= self.session_timeout_seconds <= 300.0:
             raise SettingsError("CCPULSE_SESSION_TIMEOUT_SECONDS: must be 6..300 (the broker's limits)")
+        if self.redis_ttl_seconds <= self.heartbeat_seconds:
+            raise SettingsError(
+                "CCPULSE_REDIS_TTL_SECONDS: must be longer than CCPULSE_HEARTBEAT_SECONDS "
+                "(TTLs restart on heartbeats)"
+            )
+        if not 1024 <= self.producer_batch_bytes <= 1_000_000:
+            raise SettingsError(
+                "CCPULSE_PRODUCER_BATCH_BYTES: must be 1024..1000000 (the producer's request limit)"
+            )
         sl_threshold_table(self)
         short_abandon_table(self)
         sl_target_table(self)

@@ -220,6 +220,31 @@ async def test_a_changed_hash_gets_only_its_changed_fields_until_the_heartbeat(
     assert await client.hget(key, "answered") is not None
 
 
+async def test_ttls_restart_on_heartbeats_and_for_new_hashes_only(
+    redis_server: RedisServer, client: aioredis.Redis
+) -> None:
+    clock = Clock(1000.0)
+    sink = make_sink(redis_server, clock, heartbeat=5.0)
+    await sink.publish(snapshots.snapshot())
+    key = BASE + "kpi:1h:queue:billing"
+    await client.pexpire(key, 1_000_000)  # a TTL no write of the sink sets
+    clock.now = 1001.0
+    changed = snapshots.with_billing_voice({**snapshots.BILLING_VOICE, "offered": 11})
+    fifteen = changed.windows["15m"]
+    grown = dataclasses.replace(
+        changed, windows={**changed.windows, "15m": {**fifteen, "queue:new": fifteen["queue:sales"]}}
+    )
+    await sink.publish(grown)
+    assert await client.hget(key, "offered") == b"11"  # rewritten ...
+    assert await client.pttl(key) <= 1_000_000  # ... but its TTL left running
+    new_ttl = await client.pttl(BASE + "kpi:15m:queue:new")
+    assert 3_599_000 < new_ttl <= 3_600_000  # new to Redis: its TTL set
+    clock.now = 1005.0
+    await sink.publish(grown)  # heartbeat: every TTL restarts
+    await sink.close()
+    assert 3_599_000 < await client.pttl(key) <= 3_600_000
+
+
 async def test_heartbeat_rewrites_every_hash(
     redis_server: RedisServer, client: aioredis.Redis
 ) -> None:

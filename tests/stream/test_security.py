@@ -63,3 +63,21 @@ def test_plaintext_has_no_credentials_and_ssl_has_a_verifying_context() -> None:
 def test_a_bad_session_timeout_names_its_variable() -> None:
     with pytest.raises(SettingsError, match="CCPULSE_SESSION_TIMEOUT_SECONDS"):
         Settings.from_env({"CCPULSE_SESSION_TIMEOUT_SECONDS": "2"})
+
+
+@pytest.mark.parametrize("value", ["100", "2000000"])
+def test_a_producer_batch_outside_the_request_limit_names_its_variable(value: str) -> None:
+    with pytest.raises(SettingsError, match="CCPULSE_PRODUCER_BATCH_BYTES"):
+        Settings.from_env({"CCPULSE_PRODUCER_BATCH_BYTES": value})
+
+
+def test_the_app_hands_the_producer_batch_size_to_faust() -> None:
+    from stream.app import create_app
+
+    settings = Settings.from_env({"CCPULSE_PRODUCER_BATCH_BYTES": "65536"})
+    assert create_app(settings).conf.producer_max_batch_size == 65536
+
+
+def test_a_ttl_not_longer_than_the_heartbeat_names_its_variable() -> None:
+    with pytest.raises(SettingsError, match="CCPULSE_REDIS_TTL_SECONDS"):
+        Settings.from_env({"CCPULSE_REDIS_TTL_SECONDS": "5", "CCPULSE_HEARTBEAT_SECONDS": "5"})
