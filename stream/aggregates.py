@@ -109,9 +109,36 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator
 
 
+def agent_result(agg: Mapping[str, float]) -> Kpis:
+    """Compute the KPIs an agent scope carries (AGENT_KPI_NAMES), and only those.
+
+    Agents are most scopes of a center (600 agents × 5 windows of the benchmarks' 3,500
+    hashes): computing every KPI, wait quantiles included, to keep a dozen was most of a
+    publish's arithmetic. ``result`` takes these same values, so each formula is written once.
+    """
+    g = agg.get
+    working = g("busy_seconds", 0.0) + g("acw_seconds", 0.0)
+    nps = _ratio(g("nps_promoters", 0.0) - g("nps_detractors", 0.0), g("nps_n", 0.0))
+    return {
+        "answered": int(round(g("answered", 0.0))),
+        "transferred": int(round(g("transferred", 0.0))),
+        "resolved": int(round(g("resolved", 0.0))),
+        "aht_seconds": _ratio(g("handle_sum", 0.0), g("handle_n", 0.0)),
+        "frt_seconds": _ratio(g("frt_sum", 0.0), g("frt_n", 0.0)),
+        "fcr_rate": _ratio(g("fcr_first", 0.0), g("fcr_n", 0.0)),
+        "csat": _ratio(g("csat_good", 0.0), g("csat_n", 0.0)),
+        "nps": None if nps is None else 100.0 * nps,
+        "ces": _ratio(g("ces_sum", 0.0), g("ces_n", 0.0)),
+        "conversion_rate": _ratio(g("converted", 0.0), g("answered", 0.0)),
+        "occupancy": _ratio(working, working + g("available_seconds", 0.0)),
+        "sentiment": _ratio(g("sentiment_sum", 0.0), g("sentiment_n", 0.0)),
+    }
+
+
 def result(agg: Mapping[str, float]) -> Kpis:
     """Compute every windowed KPI of one scope from its merged aggregate."""
     g = agg.get
+    shared = agent_result(agg)
     offered, answered = g("offered", 0.0), g("answered", 0.0)
     abandoned, short = g("abandoned", 0.0), g("short_abandoned", 0.0)
     within = g("sl_within", 0.0)
@@ -123,19 +150,17 @@ def result(agg: Mapping[str, float]) -> Kpis:
     kpis["asa_seconds"] = _ratio(g("wait_sum", 0.0), g("wait_n", 0.0))
     kpis["wait_p50_seconds"] = sketch.quantile(agg, 0.5)
     kpis["wait_p90_seconds"] = sketch.quantile(agg, 0.9)
-    kpis["frt_seconds"] = _ratio(g("frt_sum", 0.0), g("frt_n", 0.0))
-    kpis["aht_seconds"] = _ratio(g("handle_sum", 0.0), g("handle_n", 0.0))
+    kpis["frt_seconds"] = shared["frt_seconds"]
+    kpis["aht_seconds"] = shared["aht_seconds"]
     kpis["art_seconds"] = _ratio(g("resolution_sum", 0.0), g("resolution_n", 0.0))
-    kpis["fcr_rate"] = _ratio(g("fcr_first", 0.0), g("fcr_n", 0.0))
-    kpis["csat"] = _ratio(g("csat_good", 0.0), g("csat_n", 0.0))
-    nps = _ratio(g("nps_promoters", 0.0) - g("nps_detractors", 0.0), g("nps_n", 0.0))
-    kpis["nps"] = None if nps is None else 100.0 * nps
-    kpis["ces"] = _ratio(g("ces_sum", 0.0), g("ces_n", 0.0))
+    kpis["fcr_rate"] = shared["fcr_rate"]
+    kpis["csat"] = shared["csat"]
+    kpis["nps"] = shared["nps"]
+    kpis["ces"] = shared["ces"]
     kpis["ces_easy_ratio"] = _ratio(g("ces_easy", 0.0), g("ces_n", 0.0))
-    kpis["sentiment"] = _ratio(g("sentiment_sum", 0.0), g("sentiment_n", 0.0))
-    kpis["conversion_rate"] = _ratio(g("converted", 0.0), answered)
-    working = g("busy_seconds", 0.0) + g("acw_seconds", 0.0)
-    kpis["occupancy"] = _ratio(working, working + g("available_seconds", 0.0))
+    kpis["sentiment"] = shared["sentiment"]
+    kpis["conversion_rate"] = shared["conversion_rate"]
+    kpis["occupancy"] = shared["occupancy"]
     kpis.update(customer_kpis(agg))
     return kpis
 

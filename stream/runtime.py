@@ -82,6 +82,7 @@ class Runtime:
     sink_health: dict[str, float] = field(default_factory=dict)
     last_snapshot: Snapshot | None = None
     next_publish_at: float = 0.0  # time.monotonic() before which the timer skips a tick
+    kpi_memo: dict[Any, Any] = field(default_factory=dict)  # stream/snapshot.py kpis_by_window
 
     async def ingest(self, batch: Sequence[tuple[int, int, bytes | None]], current: Fence = _always) -> bool:
         """Process one batch of input messages end to end; False if a rebalance fenced it off.
@@ -175,7 +176,7 @@ class Runtime:
             app_id=self.settings.app_id,
             watermark=watermark,
             generated_at=now,
-            windows=kpis_by_window(partials, watermark),
+            windows=kpis_by_window(partials, watermark, self.kpi_memo),
             bounds=window_bounds(self.pipeline.window_clock, watermark),
             totals=merge_totals(local),
             histogram_bounds=self.pipeline.bounds,

@@ -148,25 +148,54 @@ def live_kpis(gauges: Mapping[str, float], watermark: float) -> dict[str, Any]:
     }
 
 
+Memo = dict[tuple[str, str], tuple[aggregates.Agg, dict[str, float], float, dict[str, Any]]]
+
+
 def kpis_by_window(
-    partials: list[Partial], watermark: float
+    partials: list[Partial], watermark: float, memo: Memo | None = None
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """Every KPI of every scope and window from merged partials."""
+    """Every KPI of every scope and window from merged partials.
+
+    ``memo`` (kept by the caller from one publish to the next) remembers each scope's
+    aggregate, live gauges and KPIs: a scope whose aggregate and gauges are unchanged (and,
+    when somebody waits, whose watermark is too) gets the very same KPI dict again, without
+    computing it, and the Redis sink sees by identity that it has nothing to write. During a
+    live day most scopes are unchanged from one publish to the next.
+    """
     windows = merge_windows(partials)
     live = merge_live(partials)
+    remembered: Memo = {} if memo is None else memo
+    kept: Memo = {}
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for window, scoped in windows.items():
         result: dict[str, dict[str, Any]] = {}
         for scope in sorted(set(scoped) | set(live)):
-            kpis = aggregates.result(scoped.get(scope, {}))
-            if scope.startswith("agent:"):
-                kpis = {name: kpis[name] for name in aggregates.AGENT_KPI_NAMES}
-                kpis.update(_agent_live(live.get(scope, {})))
+            agg, gauges = scoped.get(scope, {}), live.get(scope, {})
+            wm = watermark if "oldest_offered" in gauges else 0.0  # the only use of the watermark
+            before = remembered.get((window, scope))
+            if before is not None and before[2] == wm and before[0] == agg and before[1] == gauges:
+                kpis = before[3]
             else:
-                kpis.update(live_kpis(live.get(scope, {}), watermark))
-            result[scope] = aggregates.round_kpis(kpis)
+                kpis = _scope_kpis(scope, agg, gauges, watermark)
+            kept[(window, scope)] = (agg, gauges, wm, kpis)
+            result[scope] = kpis
         out[window] = result
+    if memo is not None:
+        memo.clear()
+        memo.update(kept)
     return out
+
+
+def _scope_kpis(
+    scope: str, agg: aggregates.Agg, gauges: Mapping[str, float], watermark: float
+) -> dict[str, Any]:
+    if scope.startswith("agent:"):
+        kpis = aggregates.agent_result(agg)
+        kpis.update(_agent_live(gauges))
+    else:
+        kpis = aggregates.result(agg)
+        kpis.update(live_kpis(gauges, watermark))
+    return aggregates.round_kpis(kpis)
 
 
 def _agent_live(gauges: Mapping[str, float]) -> dict[str, Any]:

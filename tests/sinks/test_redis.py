@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import given
+from hypothesis import strategies as st
 
-from sinks.redis import RedisSink, read_kpis, redacted, scope_matches
+from sinks.redis import AS_TEXTS, RedisSink, hash_argument, read_kpis, redacted, scope_matches
 from stream.aggregates import KPI_NAMES
 from tests.sinks import snapshots
 from tests.sinks.redis_server import RedisServer, free_port, running_redis
@@ -231,9 +234,8 @@ async def test_ttls_restart_on_heartbeats_and_for_new_hashes_only(
     clock.now = 1001.0
     changed = snapshots.with_billing_voice({**snapshots.BILLING_VOICE, "offered": 11})
     fifteen = changed.windows["15m"]
-    grown = dataclasses.replace(
-        changed, windows={**changed.windows, "15m": {**fifteen, "queue:new": fifteen["queue:sales"]}}
-    )
+    windows = {**changed.windows, "15m": {**fifteen, "queue:new": fifteen["queue:sales"]}}
+    grown = dataclasses.replace(changed, windows=windows)
     await sink.publish(grown)
     assert await client.hget(key, "offered") == b"11"  # rewritten ...
     assert await client.pttl(key) <= 1_000_000  # ... but its TTL left running
@@ -479,3 +481,58 @@ async def test_read_kpis_skips_expired_hashes_and_decodes_str_replies(
     await reader.aclose()
     assert list(kpis["windows"]["15m"]) == ["queue:sales|channel:chat"]
     assert kpis["windows"]["15m"]["queue:sales|channel:chat"]["nps"] == 25.0
+
+
+# Values a KPI hash may hold, and strings that a pattern cutting JSON apart could trip on.
+TRICKY = {
+    "offered": 12,
+    "asa_seconds": 12.0,
+    "tiny": 1e-07,
+    "negative": -0.000123,
+    "big": 2**53 + 1,
+    "nothing": None,
+    "state": "busy",
+    "comma": "a,b",
+    "brace": "x}y",
+    "quote": 'say "hi"',
+    "backslash": "back\\slash",
+    "colon": "a:b",
+    "unicode": "Zoë → ✓",
+    "nested": [1, {"a": 2}],
+}
+
+
+async def test_every_field_holds_its_values_json_whatever_the_value(
+    redis_server: RedisServer, client: aioredis.Redis
+) -> None:
+    sink = make_sink(redis_server, Clock(1000.0))
+    snap = snapshots.snapshot()
+    # one hash of everything, and one hash per value beside plain numbers
+    tricky = {"all": dict(TRICKY)}
+    tricky |= {f"queue:t{i}": {"offered": 3, "value": v} for i, v in enumerate(TRICKY.values())}
+    await sink.publish(dataclasses.replace(snap, windows={**snap.windows, "1h": tricky}))
+    await sink.close()
+    for scope, kpis in tricky.items():
+        held = await client.hgetall(BASE + f"kpi:1h:{scope}")
+        fields = {k.decode(): v for k, v in held.items()}
+        assert {k: fields[k] for k in kpis} == {k: orjson.dumps(v) for k, v in kpis.items()}
+        assert fields["updated_at"] == b"1000.0"
+
+
+scalars = st.one_of(
+    st.none(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(),
+)
+
+
+@given(st.dictionaries(st.from_regex(r"[a-z_]{1,20}", fullmatch=True), scalars, max_size=40))
+def test_a_flat_object_cuts_apart_into_each_values_own_json(fields: dict[str, Any]) -> None:
+    """What the publish script's pattern cuts out is exactly ``orjson.dumps`` of each value."""
+    flags, payload = hash_argument(fields)
+    if flags & AS_TEXTS:
+        cut = {name: text.encode() for name, text in orjson.loads(payload).items()}
+    else:
+        cut = {m[1]: m[2].encode() for m in re.finditer(r'"([^"]*)":([^,}]*)', payload.decode())}
+    assert cut == {name: orjson.dumps(value) for name, value in fields.items()}
