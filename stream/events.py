@@ -20,6 +20,7 @@ from stream.models import (
     CHANNELS,
     CONTACT_TYPES,
     CUSTOMER_TYPES,
+    EVENT_FIELDS,
     EVENT_TYPES,
     SURVEY_RANGES,
     Event,
@@ -92,7 +93,7 @@ def validate(data: dict[str, Any]) -> Event | Rejection:
     ts = parse_ts(data["ts"])
     if isinstance(ts, Rejection):
         return ts
-    fields = {k: data[k] for k in Event._options.fields if k in data and data[k] is not None}
+    fields = {k: data[k] for k in EVENT_FIELDS if k in data and data[k] is not None}
     fields["ts"] = ts
     if "score" in fields:
         fields["score"] = int(fields["score"])

@@ -7,6 +7,7 @@ settings table is generated from the field metadata here (``ccpulse settings``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -268,17 +269,28 @@ def _pairs(variable: str, raw: str) -> list[tuple[str, float]]:
 
 
 def sl_threshold_table(settings: Settings) -> dict[tuple[str | None, str], float]:
-    """Parse CCPULSE_SL_THRESHOLDS into {(queue or None, channel): seconds}."""
+    """Parse CCPULSE_SL_THRESHOLDS into {(queue or None, channel): seconds} (do not change it)."""
+    return _sl_thresholds(settings.sl_thresholds)
+
+
+# The pipeline asks for a threshold at every answer and abandon: parse each text once.
+@functools.lru_cache(maxsize=32)
+def _sl_thresholds(raw: str) -> dict[tuple[str | None, str], float]:
     table: dict[tuple[str | None, str], float] = {}
-    for key, seconds in _pairs("CCPULSE_SL_THRESHOLDS", settings.sl_thresholds):
+    for key, seconds in _pairs("CCPULSE_SL_THRESHOLDS", raw):
         queue, _, channel = key.rpartition("/")
         table[(queue or None, channel)] = seconds
     return table
 
 
 def short_abandon_table(settings: Settings) -> dict[str, float]:
-    """Parse CCPULSE_SHORT_ABANDON_OVERRIDES into {queue: seconds}."""
-    return dict(_pairs("CCPULSE_SHORT_ABANDON_OVERRIDES", settings.short_abandon_overrides))
+    """Parse CCPULSE_SHORT_ABANDON_OVERRIDES into {queue: seconds} (do not change it)."""
+    return _short_abandons(settings.short_abandon_overrides)
+
+
+@functools.lru_cache(maxsize=32)
+def _short_abandons(raw: str) -> dict[str, float]:
+    return dict(_pairs("CCPULSE_SHORT_ABANDON_OVERRIDES", raw))
 
 
 def sl_target_table(settings: Settings) -> dict[str, float]:
