@@ -42,6 +42,7 @@ def render(results: dict[str, Any]) -> str:
     b = results["benchmarks"]
     lines = [machine_line(results), ""]
     lines += _throughput(b.get("throughput"), b.get("scaleout"))
+    lines += _publish(b.get("publish"))
     lines += _freshness(b.get("freshness"))
     lines += _replay_recovery_memory(b.get("replay"), b.get("recovery"), b.get("memory"))
     lines += _soak(b.get("soak"))
@@ -76,6 +77,22 @@ def _throughput(t: dict[str, Any] | None, s: dict[str, Any] | None) -> list[str]
             f"{s['speedup']:.2f}× of 1 worker |"
         )
     return [*out, ""]
+
+
+def _publish(p: dict[str, Any] | None) -> list[str]:
+    if not p or "error" in p:
+        return []
+    return [
+        f"| publish ({p['events']:,} events in {p['publishes']} slices; {p['hashes']:,} hashes, "
+        f"{p['hashes_written_per_publish']:,.0f} written a publish) | ms a publish |",
+        "|---|---:|",
+        f"| partials of 4 partitions | {p['partials_ms']:,.1f} |",
+        f"| KPIs of every window and scope | {p['kpis_ms']:,.1f} |",
+        f"| Redis write: one script call (ccpulse) | {p['redis_script_ms']:,.1f} |",
+        f"| Redis write: HSET + EXPIRE per hash in MULTI/EXEC (baseline) | {p['redis_multi_ms']:,.1f} "
+        f"(script {p['script_over_multi']:.2f}×) |",
+        "",
+    ]
 
 
 def _freshness(f: dict[str, Any] | None) -> list[str]:

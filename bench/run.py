@@ -21,17 +21,20 @@ from typing import Any
 
 import orjson
 
-from bench import contenders, dataset, freshness, machine, memory, profile, recovery, soak
+from bench import contenders, dataset, freshness, machine, memory, profile, publish, recovery, soak
 from bench.kafka import create_topic, delete_run_leftovers, produce, wait_for_topic
 from bench.report import render
 from bench.worker import ROOT, wait_caught_up
 
-BENCHMARKS = ("throughput", "scaleout", "freshness", "replay", "recovery", "memory", "soak", "profile")
+BENCHMARKS = (
+    "throughput", "scaleout", "publish", "freshness", "replay", "recovery", "memory", "soak", "profile"
+)
 
 # Sizes per mode: the full suite aims at <= 15 min on a 2-core box, --quick at <= 3 min.
 SIZES = {
     "full": {
         "throughput_events": 60_000,
+        "publish_events": 60_000,
         "freshness_seconds": 30,
         "replay_hours": 24,
         "replay_cap_seconds": 300,
@@ -43,6 +46,7 @@ SIZES = {
     },
     "quick": {
         "throughput_events": 10_000,
+        "publish_events": 20_000,
         "freshness_seconds": 8,
         "replay_hours": 1,
         "replay_cap_seconds": 30,
@@ -89,14 +93,17 @@ class Suite:
         )
 
     # -- the benchmarks ------------------------------------------------------------------------
-    def throughput_topic(self) -> int:
-        """Fill the shared topic once: the day's events from 08:00 on, first N."""
-        count = self.size["throughput_events"]
-        events = [
+    def throughput_events(self, count: int) -> list[dict[str, Any]]:
+        """The day's events from 08:00 on, first ``count``."""
+        return [
             e
             for e in dataset.simulated_day(duration_seconds=16 * 3600)
             if e["ts"] >= "2025-10-09T08:00"
         ][:count]
+
+    def throughput_topic(self) -> int:
+        """Fill the shared topic once: the day's events from 08:00 on, first N."""
+        events = self.throughput_events(self.size["throughput_events"])
         create_topic(self.topic)
         wait_for_topic(self.topic)
         return produce(self.topic, dataset.keyed(events))
@@ -126,6 +133,9 @@ class Suite:
         )
         out["speedup"] = out["workers_2"]["rate"] / out["workers_1"]["rate"]
         return out
+
+    def publish(self) -> dict[str, Any]:
+        return publish.measure(self.throughput_events(self.size["publish_events"]), self.name("pb"))
 
     def freshness(self) -> dict[str, Any]:
         events = [e for e in dataset.simulated_day() if e["ts"] >= "2025-10-09T08:00"]
@@ -244,6 +254,9 @@ def summary_line(name: str, result: dict[str, Any]) -> str:
         return f"ccpulse {result['ccpulse']['rate']:,.0f} events/s"
     if name == "scaleout":
         return f"2 workers {result['workers_2']['rate']:,.0f} events/s ({result['speedup']:.2f}x)"
+    if name == "publish":
+        return (f"{result['partials_ms'] + result['kpis_ms'] + result['redis_script_ms']:,.0f} ms a publish; "
+                f"Redis {result['redis_script_ms']:,.0f} ms (script) vs {result['redis_multi_ms']:,.0f} ms (MULTI)")
     if name == "replay":
         return f"{result['processed']:,} events at {result['rate']:,.0f} events/s"
     if name == "recovery":
