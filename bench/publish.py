@@ -71,7 +71,7 @@ async def _measure(events: list[dict[str, Any]], prefix: str, steps: int) -> dic
     messages = _partitioned(events)
     try:
         for step in range(steps):
-            for partition, batch in messages.items():
+            for batch in messages.values():
                 start, end = len(batch) * step // steps, len(batch) * (step + 1) // steps
                 await runtime.ingest(batch[start:end])
             contacts = [pipeline.contact_state(p) for p in range(PARTITIONS)]
