@@ -31,6 +31,7 @@ from stream.windows import WindowClock
 Record = dict[str, Any]
 MAX_IDS = 512  # event ids remembered per record (messages of one chat, agent changes)
 SWEEP_SECONDS = 60  # entities past their horizon are forgotten once a minute of event time
+BLOCK_SECONDS = 300  # rolling windows add up whole five-minute blocks of fine buckets
 
 
 def scopes(queue: str, channel: str, agent: str | None) -> Iterator[str]:
@@ -68,6 +69,7 @@ class BucketState:
         self.intervals: dict[int, Record] = {}  # interval start -> bucket record
         self.meta = self._record(self.meta_key, {"wm": 0.0, "n": {}})
         self.swept_minute = -1  # event-time minute of the last sweep (memory only)
+        self._blocks: dict[int, dict[str, aggregates.Agg]] = {}  # memo of window_partials
 
     # -- keys and records -------------------------------------------------------------
     def key(self, kind: str, ident: str | int) -> str:
@@ -94,6 +96,7 @@ class BucketState:
         for key, record in items:
             self.records[key] = record
             self._index_bucket(key, record)
+        self._blocks.clear()
         self.meta = self._record(self.meta_key, {"wm": 0.0, "n": {}})
         self.meta.setdefault("n", {})
 
@@ -219,6 +222,7 @@ class BucketState:
         re-read batch still needs.
         """
         self.expire()
+        self._forget_blocks(self.dirty)
         order = sorted(self.dirty, key=_write_rank)
         writes: list[tuple[str, Record | None]] = []
         for key in order:
@@ -241,6 +245,8 @@ class BucketState:
         interval_floor = self.clock.interval_horizon(wm)
         for start in [s for s in self.intervals if s < interval_floor]:
             self._delete(self.key("i", start))
+        for start in [s for s in self._blocks if s + BLOCK_SECONDS <= fine_floor]:
+            del self._blocks[start]
         self._sweep_if_due()
 
     def entity_expired(self, kind: str, ident: str, record: Record, wm: float) -> bool:
@@ -254,16 +260,37 @@ class BucketState:
             self.fine.pop(int(ident), None)
         elif kind == "i":
             self.intervals.pop(int(ident), None)
+        self._forget_blocks((key,))
         self.dirty.discard(key)
         self.deleted.add(key)
 
+    def _forget_blocks(self, keys: Iterable[str]) -> None:
+        """Drop the remembered sums of the blocks that changed or deleted fine buckets are in.
+
+        Every change to a bucket marks it dirty (its changelog write depends on that too), so
+        a block's sum is dropped at the flush of any batch that changed one of its buckets.
+        """
+        for key in keys:
+            _, kind, ident = key.split("|", 2)
+            if kind == "b":
+                start = int(ident)
+                self._blocks.pop(start - start % BLOCK_SECONDS, None)
+
     # -- reading ----------------------------------------------------------------------------
     def window_partials(self, watermark: float) -> dict[str, dict[str, aggregates.Agg]]:
-        """Merge this partition's buckets into {window: {scope: aggregate}} at a watermark."""
+        """Merge this partition's buckets into {window: {scope: aggregate}} at a watermark.
+
+        A rolling window adds up the sums of the whole five-minute blocks it spans and the
+        single buckets at its edges. A block's sum is remembered until one of its buckets
+        changes: the 1 h window spans 120 fine buckets but about 12 blocks and 10 edge
+        buckets, and a block's sum holds about half the entries of its ten buckets (the
+        benchmarks' center). Whether a sum was remembered never changes the result: the
+        same parts are added in the same order. Every aggregate returned is a new dict.
+        """
+        self._forget_blocks(self.dirty)  # changed since the last flush (tests, not the worker)
         out: dict[str, dict[str, aggregates.Agg]] = {}
         for window in ("5m", "15m", "1h"):
-            wanted = self.clock.rolling_buckets(window, watermark)
-            out[window] = _merge_scoped(self.fine[b]["s"] for b in wanted if b in self.fine)
+            out[window] = _merge_scoped(self._rolling_parts(self.clock.rolling_buckets(window, watermark)))
         day = self.clock.day_start(watermark)
         current = self.clock.interval_start(watermark)
         out["today"] = _merge_scoped(
@@ -273,6 +300,29 @@ class BucketState:
             [self.intervals[current]["s"]] if current in self.intervals else []
         )
         return out
+
+    def _rolling_parts(self, wanted: range) -> list[dict[str, aggregates.Agg]]:
+        """A rolling window's parts, in time order: whole blocks' sums and edge buckets."""
+        parts: list[dict[str, aggregates.Agg]] = []
+        step, last, start = wanted.step, wanted[-1], wanted.start
+        while start <= last:
+            block = start - start % BLOCK_SECONDS
+            if start == block and block + BLOCK_SECONDS - step <= last:
+                parts.append(self._block(block, step))
+                start = block + BLOCK_SECONDS
+            else:
+                if start in self.fine:
+                    parts.append(self.fine[start]["s"])
+                start += step
+        return parts
+
+    def _block(self, block: int, step: int) -> dict[str, aggregates.Agg]:
+        merged = self._blocks.get(block)
+        if merged is None:
+            starts = range(block, block + BLOCK_SECONDS, step)
+            merged = _merge_scoped(self.fine[b]["s"] for b in starts if b in self.fine)
+            self._blocks[block] = merged
+        return merged
 
     def totals(self) -> dict[str, aggregates.Agg]:
         """Cumulative aggregates by queue×channel since the beginning (for counters)."""
