@@ -290,7 +290,8 @@ class BucketState:
         self._forget_blocks(self.dirty)  # changed since the last flush (tests, not the worker)
         out: dict[str, dict[str, aggregates.Agg]] = {}
         for window in ("5m", "15m", "1h"):
-            out[window] = _merge_scoped(self._rolling_parts(self.clock.rolling_buckets(window, watermark)))
+            wanted = self.clock.rolling_buckets(window, watermark)
+            out[window] = _merge_scoped(self._rolling_parts(wanted))
         day = self.clock.day_start(watermark)
         current = self.clock.interval_start(watermark)
         out["today"] = _merge_scoped(

@@ -30,7 +30,8 @@ def test_windows_equal_a_fresh_states_after_every_batch_and_at_any_watermark() -
     offset, remembered = 0, 0
     while offset < len(events):
         size = rng.choice((1, 5, 40, 300))
-        batch = [(0, offset + n, orjson.dumps(e)) for n, e in enumerate(events[offset : offset + size])]
+        chunk = events[offset : offset + size]
+        batch = [(0, offset + n, orjson.dumps(e)) for n, e in enumerate(chunk)]
         pipeline.process(batch)
         offset += size
         state = pipeline.contact_state(0)
