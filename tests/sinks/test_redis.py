@@ -384,6 +384,22 @@ async def test_wrong_password_is_a_logged_failure_not_an_exception(
     assert "not-the-password" not in repr(sink)
 
 
+async def test_a_redis_refusing_scripts_is_a_logged_failure_not_an_exception(
+    redis_server: RedisServer, client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    await client.acl_setuser("noscripts", enabled=True, passwords=["+pw"], keys=["*"],
+                             channels=["*"], commands=["+@all", "-@scripting"])
+    url = f"redis://noscripts:pw@127.0.0.1:{redis_server.port}/0"
+    sink = RedisSink(url, "t", "app", 3600, 5.0, clock=Clock(1000.0))
+    try:
+        await sink.publish(snapshots.snapshot())
+    finally:
+        await sink.close()
+    assert (sink.failures, sink.last_success_at) == (1, None)
+    assert "cannot write" in caplog.text
+    assert await client.keys("t:*") == []
+
+
 def test_redacted_url_hides_credentials() -> None:
     assert redacted("rediss://user:pw@cache.example:6380/2") == "rediss://cache.example:6380/2"
     assert redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"

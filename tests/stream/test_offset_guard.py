@@ -18,6 +18,7 @@ class _Consumer:
     def __init__(self) -> None:
         self.seeks: list[tuple[int, int]] = []
         self._gap: dict[TP, IntervalTree] = {}
+        self._read_offset: dict[TP, int | None] = {}
 
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp.partition, offset))
@@ -56,12 +57,14 @@ def _admit(guard: OffsetGuard, fence: _Fence) -> list[tuple[int, int]]:
 def test_a_partition_handed_over_past_its_state_is_re_read_from_the_first_missing_offset() -> None:
     app, guard, asked = _setup({0: 37, 1: 9})
     app.consumer._gap[TP(TOPIC, 0)] = IntervalTree.from_tuples([(20, 30), (39, 738)])
+    app.consumer._read_offset[TP(TOPIC, 0)] = 739  # Faust would drop a re-fetched 38 as already read
     fence = _fence(app, [(0, 738), (1, 10), (0, 739), (1, 11)])
     assert _admit(guard, fence) == [(1, 10), (1, 11)]
     assert asked == [(0, 38)]  # Kafka says offset 38 holds a record: it was skipped, not absent
     assert app.consumer.seeks == [(0, 38)]
     assert [e.message.acked for e in fence.events] == [True, False, True, False]  # left for the re-read
     assert [(i.begin, i.end) for i in sorted(app.consumer._gap[TP(TOPIC, 0)])] == [(20, 30)]  # Faust's gap from 38 on is gone
+    assert app.consumer._read_offset[TP(TOPIC, 0)] == 38  # so the re-fetched 38 on is delivered
 
 
 def test_re_deliveries_and_the_next_offset_are_admitted_in_order() -> None:
@@ -106,3 +109,43 @@ def test_without_an_answer_from_kafka_a_jump_is_taken_as_real_after_the_re_reads
     clock[0] = 3.0
     assert _admit(guard, _fence(app, [(0, 40), (0, 41)])) == [(0, 40), (0, 41)]  # after two re-reads
     assert guard.skipped_offsets == 2 and asked == [(0, 38)]  # Kafka asked once
+
+
+def _faust_consumer(acked: list[int], gaps: list[tuple[int, int]], committed: int) -> Any:
+    """The attributes Faust's Consumer._new_offset reads, around the real method."""
+    from collections import defaultdict
+
+    from faust.transport.consumer import Consumer
+
+    tp = TP(TOPIC, 0)
+    consumer = SimpleNamespace(
+        _acked=defaultdict(list, {tp: list(acked)}),
+        _gap=defaultdict(IntervalTree, {tp: IntervalTree.from_tuples(gaps)}),
+        _committed_offset=defaultdict(lambda: None, {tp: committed}),
+        _acked_index=defaultdict(set, {tp: set(acked)}),
+    )
+    consumer._new_offset = Consumer._new_offset.__get__(consumer)
+    return consumer
+
+
+def test_offsets_both_skipped_and_read_no_longer_hold_back_faust_commits() -> None:
+    from stream.agents import commit_past_overlapping_gaps
+
+    tp = TP(TOPIC, 0)
+    acked, gaps = list(range(1049, 1200)), [(1050, 1150)]  # 1050-1149 skipped, then read after all
+    stock = _faust_consumer(acked, gaps, committed=1049)
+    assert stock._new_offset(tp) == 1051  # Faust alone: a duplicate ends the run, two offsets on
+    fixed = _faust_consumer(acked, gaps, committed=1049)
+    commit_past_overlapping_gaps(fixed)
+    assert fixed._new_offset(tp) == 1200  # every acknowledged offset at once
+    commit_past_overlapping_gaps(fixed)  # installed once
+    assert fixed._new_offset.__name__ == "new_offset"
+
+
+def test_gaps_of_offsets_never_read_still_count_as_done() -> None:
+    from stream.agents import commit_past_overlapping_gaps
+
+    tp = TP(TOPIC, 0)
+    fixed = _faust_consumer(list(range(10, 20)) + list(range(30, 40)), [(20, 30)], committed=9)
+    commit_past_overlapping_gaps(fixed)
+    assert fixed._new_offset(tp) == 40  # 20-29 are transaction markers, say: nothing to wait for
