@@ -159,7 +159,7 @@ async def test_one_message_per_publish_listing_changed_hashes(
     clock.now = 1001.0
     await sink.publish(snapshots.snapshot())
     clock.now = 1002.0
-    await sink.publish(snapshots.with_billing_voice({**snapshots.BILLING_VOICE, "offered": 11}))
+    await sink.publish(_eleven_offered())
     await sink.close()
 
     messages = []
@@ -187,7 +187,7 @@ async def test_only_changed_hashes_are_rewritten(
     sink = make_sink(redis_server, clock)
     await sink.publish(snapshots.snapshot())
     clock.now = 1001.0
-    await sink.publish(snapshots.with_billing_voice({**snapshots.BILLING_VOICE, "offered": 11}))
+    await sink.publish(_eleven_offered())
     await sink.close()
 
     stamps = await updated_at(client)
@@ -203,16 +203,30 @@ async def test_only_changed_hashes_are_rewritten(
     assert await client.hget(BASE + "meta", "updated_at") == b"1001.0"
 
 
+BILLING_1H = BASE + "kpi:1h:queue:billing"
+
+
+async def _published(server: RedisServer) -> tuple[Clock, RedisSink]:
+    """A sink (heartbeat 5 s) that made its first, full publish at 1000."""
+    clock = Clock(1000.0)
+    sink = make_sink(server, clock, heartbeat=5.0)
+    await sink.publish(snapshots.snapshot())
+    return clock, sink
+
+
+def _eleven_offered() -> Any:
+    """The snapshot again with billing/voice offered 11: billing's hashes change."""
+    return snapshots.with_billing_voice({**snapshots.BILLING_VOICE, "offered": 11})
+
+
 async def test_a_changed_hash_gets_only_its_changed_fields_until_the_heartbeat(
     redis_server: RedisServer, client: aioredis.Redis
 ) -> None:
-    clock = Clock(1000.0)
-    sink = make_sink(redis_server, clock, heartbeat=5.0)
-    await sink.publish(snapshots.snapshot())
-    key = BASE + "kpi:1h:queue:billing"
+    clock, sink = await _published(redis_server)
+    key = BILLING_1H
     await client.hdel(key, "answered")  # a field the next publish must not need to write
     clock.now = 1001.0
-    changed = snapshots.with_billing_voice({**snapshots.BILLING_VOICE, "offered": 11})
+    changed = _eleven_offered()
     await sink.publish(changed)
     assert await client.hget(key, "offered") == b"11"
     assert await client.hget(key, "updated_at") == b"1001.0"
@@ -226,13 +240,11 @@ async def test_a_changed_hash_gets_only_its_changed_fields_until_the_heartbeat(
 async def test_ttls_restart_on_heartbeats_and_for_new_hashes_only(
     redis_server: RedisServer, client: aioredis.Redis
 ) -> None:
-    clock = Clock(1000.0)
-    sink = make_sink(redis_server, clock, heartbeat=5.0)
-    await sink.publish(snapshots.snapshot())
-    key = BASE + "kpi:1h:queue:billing"
+    clock, sink = await _published(redis_server)
+    key = BILLING_1H
     await client.pexpire(key, 1_000_000)  # a TTL no write of the sink sets
     clock.now = 1001.0
-    changed = snapshots.with_billing_voice({**snapshots.BILLING_VOICE, "offered": 11})
+    changed = _eleven_offered()
     fifteen = changed.windows["15m"]
     windows = {**changed.windows, "15m": {**fifteen, "queue:new": fifteen["queue:sales"]}}
     grown = dataclasses.replace(changed, windows=windows)
