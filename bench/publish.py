@@ -15,6 +15,7 @@ pipeline), which is how ccpulse wrote them until its sink moved to one script ca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -57,6 +58,12 @@ class _Discard:
     async def write(self, writes: Any, current: Any) -> None:
         for _ in writes:
             pass
+
+    def busy(self) -> Any:
+        return contextlib.nullcontext()
+
+    def replay(self, partition: int) -> None:
+        pass
 
 
 async def _measure(events: list[dict[str, Any]], prefix: str, steps: int) -> dict[str, Any]:

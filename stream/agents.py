@@ -13,9 +13,10 @@ topic of that platform's payloads onto the input topic (stream/platforms.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import faust
@@ -81,21 +82,29 @@ class TopicSender:
 
 
 class TableWriter:
-    """Write a batch's records into a table and its changelog, in order, and wait for Kafka.
+    """Write a batch's records to a table's changelog, in order, and wait for Kafka.
 
-    Each record goes into the table's store and straight to the changelog through the
-    app's producer (about 55 µs a record here, against about 590 µs through
-    ``Table.__setitem__``), and ``write`` returns only once Kafka has acknowledged every
-    one, so a batch is acknowledged (and its offsets committed) only after its state is
-    durable. ``Table.__setitem__`` queues records in Faust's producer buffer instead, and
-    Faust's flush before a commit gives up once nothing has been sent for 0.1 s: offsets
-    could be committed ahead of the state they stand for, and a graceful stop dropped
-    what was still queued (the 1 → 3 → 2 fault test saw ``waiting`` off by one).
+    Each record goes straight to the changelog through the app's producer (about 55 µs a
+    record here, against about 590 µs through ``Table.__setitem__``), and ``write``
+    returns only once Kafka has acknowledged every one, so a batch is acknowledged (and
+    its offsets committed) only after its state is durable. ``Table.__setitem__`` queues
+    records in Faust's producer buffer instead, and Faust's flush before a commit gives up
+    once nothing has been sent for 0.1 s: offsets could be committed ahead of the state
+    they stand for, and a graceful stop dropped what was still queued (the 1 → 3 → 2 fault
+    test saw ``waiting`` off by one).
 
     Writing stops at the first record after a rebalance began; the partition's next
     owner re-reads the batch, and a prefix of a batch is safe (docs/reliability.md).
-    ``settle`` waits for a write in progress, so a revoked partition's changelog is
-    complete before anyone else recovers it.
+    ``settle`` waits for a batch in progress (``busy``), so a revoked partition's changelog
+    is complete before anyone else recovers it.
+
+    The table's store holds a partition's records only while the worker's Python state of
+    it does not: Faust's recovery fills it, ``take`` moves it into the Python state, and
+    ``keep`` puts it back when the partition is revoked (it then equals the changelog).
+    Keeping both copies cost about 580 bytes an open contact (bench/memory.py). A batch
+    fenced off halfway leaves the Python state ahead of the changelog: ``replay`` drops
+    the partition from the store and has Faust's next recovery read its changelog from
+    the first offset.
     """
 
     def __init__(self, app: faust.App, table: PartitionedTable) -> None:
@@ -103,36 +112,81 @@ class TableWriter:
         self.table = table
         self.idle = asyncio.Event()
         self.idle.set()
+        self._busy = 0
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        """Mark a batch in progress, from its first state change to its last write."""
+        self._busy += 1
+        self.idle.clear()
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self.idle.set()
 
     async def write(self, writes: Iterable[tuple[str, Any]], current: Callable[[], bool]) -> None:
         topic = self.table.changelog_topic.get_topic_name()
-        store = self.table.data
         send = self.app.producer.send
         acks = []
-        self.idle.clear()
-        try:
+        with self.busy():
             for key, record in writes:
                 if not current():
                     break
                 raw_key = key.encode()
-                if record is None:
-                    store.pop(raw_key, None)
-                    value = None
-                else:
-                    value = compact_json(record)
-                    store[raw_key] = value
+                value = None if record is None else orjson.dumps(record)
                 partition = self.table.partition_for_key(raw_key)
                 acks.append(await send(topic, raw_key, value, partition, None, None))
             await asyncio.gather(*acks)
-        finally:
-            self.idle.set()
 
-    async def settle(self, timeout: float = 60.0) -> None:
-        """Wait until no write is in progress (at most ``timeout`` seconds)."""
+    async def settle(self, timeout: float = 60.0) -> bool:
+        """Wait until no batch is in progress (at most ``timeout`` seconds); True if none is."""
         try:
             await asyncio.wait_for(self.idle.wait(), timeout)
         except TimeoutError:
             log.warning("%s: a state write still in progress after %.0f s", self.table.name, timeout)
+            return False
+        return True
+
+    # -- the store, while the Python state is away ---------------------------------------------
+    def _partition_keys(self, partition: int) -> list[bytes]:
+        prefix = f"{partition}|".encode()
+        return [key for key in list(self.table.data.keys()) if key.startswith(prefix)]
+
+    def _drop(self, keys: Iterable[bytes]) -> None:
+        store = self.table.data
+        owners = getattr(store, "_key_partition", {})  # faust's memory store: key -> partition
+        for key in keys:
+            store.pop(key, None)
+            owners.pop(key, None)
+
+    def take(self, partition: int) -> Iterator[tuple[str, Any]]:
+        """Hand over (key, record) of a recovered partition, and remove them from the store."""
+        keys = self._partition_keys(partition)
+        store = self.table.data
+        items = [(key.decode(), orjson.loads(store[key])) for key in keys]
+        self._drop(keys)
+        return iter(items)
+
+    def keep(self, partition: int, records: Mapping[str, Any]) -> None:
+        """Put a partition's records back into the store (they equal its changelog)."""
+        store = self.table.data
+        owners = getattr(store, "_key_partition", None)
+        self._drop(self._partition_keys(partition))
+        for key, record in records.items():
+            raw_key = key.encode()
+            store[raw_key] = compact_json(record)
+            if owners is not None:  # so faust drops it once the partition is assigned elsewhere
+                owners[raw_key] = partition
+
+    def replay(self, partition: int) -> None:
+        """Forget what the store holds of a partition; recover it from the changelog's start."""
+        self._drop(self._partition_keys(partition))
+        recovery = getattr(self.app.tables, "_recovery", None)  # faust's, once it has started
+        if recovery is not None:
+            changelog = self.table.changelog_topic.get_topic_name()
+            recovery.active_offsets.pop(TP(changelog, partition), None)
 
 
 def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtime:
@@ -193,9 +247,22 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
 
     @app.on_partitions_revoked.connect
     async def forget(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        await contacts.settle()  # the changelog is complete before the new owner recovers it
-        await customers.settle()
-        runtime.pipeline.forget(
+        # the changelog is complete before the new owner recovers it
+        settled = await contacts.settle() and await customers.settle()
+        pipeline = runtime.pipeline
+        for writer, states, partitions in (
+            (contacts, pipeline.contacts, _partitions(revoked, settings.input_topic)),
+            (customers, pipeline.customers, _partitions(revoked, facts_topic.get_topic_name())),
+        ):
+            for partition in partitions:
+                state = states.get(partition)
+                if state is None:
+                    continue
+                if settled:  # every change of the Python state is in the changelog
+                    writer.keep(partition, state.records)
+                else:
+                    writer.replay(partition)
+        pipeline.forget(
             contacts=_partitions(revoked, settings.input_topic),
             customers=_partitions(revoked, facts_topic.get_topic_name()),
         )

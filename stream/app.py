@@ -64,24 +64,14 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     def runtime_factory(dead_letters: Any, facts: Any, contacts: Any, customers: Any) -> Runtime:
         pipeline = Pipeline(
             settings,
-            store_items=lambda p: _items(contacts.table, p),
-            customer_items=lambda p: _items(customers.table, p),
+            store_items=contacts.take,
+            customer_items=customers.take,
         )
         return Runtime(settings, pipeline, dead_letters, facts, contacts, customers, sinks, exchange)
 
     runtime = agents.register(app, settings, runtime_factory)
     _pages(app, registry, runtime)
     return app
-
-
-def _items(table: Any, partition: int) -> Any:
-    """Yield (key, record) of one partition from a recovered table."""
-    import orjson
-
-    prefix = f"{partition}|".encode()
-    for key, value in list(table.data.items()):
-        if key.startswith(prefix):
-            yield key.decode(), orjson.loads(value)
 
 
 def _pages(app: faust.App, registry: CollectorRegistry, runtime: Runtime) -> None:

@@ -161,13 +161,18 @@ class BucketState:
                 self._delete(key)
 
     def _seen(self, record: Record, event_id: str) -> bool:
-        ids: list[str] = record.setdefault("ids", [])
-        if event_id in ids:
+        """Say whether a record already took this event id; remember it if not."""
+        if event_id in record.get("ids", ()):
             return True
+        self._remember(record, event_id)
+        return False
+
+    @staticmethod
+    def _remember(record: Record, event_id: str) -> None:
+        ids: list[str] = record.setdefault("ids", [])
         ids.append(event_id)
         if len(ids) > MAX_IDS:
             del ids[: len(ids) - MAX_IDS]
-        return False
 
     def apply_fact(self, fact: Fact, offset: int, sign: float, reference: float | None = None) -> None:
         """Add (or retract) a fact to its buckets in every scope, and to the totals.

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -64,6 +65,14 @@ class Writer(Protocol):
 
     async def write(self, writes: Iterable[tuple[str, dict[str, Any] | None]], current: Fence) -> None: ...
 
+    def busy(self) -> AbstractContextManager[None]:
+        """Mark a batch in progress (``settle`` waits for it)."""
+        ...
+
+    def replay(self, partition: int) -> None:
+        """The partition's Python state is ahead of its changelog: recover it anew."""
+        ...
+
 
 @dataclass
 class Runtime:
@@ -90,33 +99,46 @@ class Runtime:
         ``current()`` says whether this worker still owns what it read. A rebalance while
         the batch's sends are in flight hands its partitions to another worker, which
         re-reads them: the batch's table writes are then dropped, never written by two.
+        The whole batch counts as busy (``settle`` waits for it): from its first change to
+        the state until the state either is in the changelog or has been forgotten.
         """
-        result = self.pipeline.process(batch, topic=self.settings.input_topic)
-        log.debug("batch of %d: %d dead letters, %d customer facts, %d writes", len(batch),
-                  len(result.dead_letters), len(result.customer_facts), len(result.writes))
-        pending = [await self._dead_letter(letter) for letter in result.dead_letters]
-        for fact in result.customer_facts:
-            key = fact["customer_id"].encode()
-            pending.append(await self.customer_facts.send(key=key, value=orjson.dumps(fact)))
-        if pending:
-            await asyncio.gather(*pending)
-        if current():
-            await self.contact_store.write(result.writes, current)
-        if not current():  # before or during the writes: the next owner re-reads the batch
-            self.pipeline.forget(contacts={p for p, _, _ in batch})
-            return False
+        with self.contact_store.busy():
+            result = self.pipeline.process(batch, topic=self.settings.input_topic)
+            log.debug("batch of %d: %d dead letters, %d customer facts, %d writes", len(batch),
+                      len(result.dead_letters), len(result.customer_facts), len(result.writes))
+            pending = [await self._dead_letter(letter) for letter in result.dead_letters]
+            for fact in result.customer_facts:
+                key = fact["customer_id"].encode()
+                pending.append(await self.customer_facts.send(key=key, value=orjson.dumps(fact)))
+            if pending:
+                await asyncio.gather(*pending)
+            if current():
+                await self.contact_store.write(result.writes, current)
+            if not current():  # before or during the writes: the next owner re-reads the batch
+                self._fenced(self.contact_store, self.pipeline.contacts, {p for p, _, _ in batch})
+                self.pipeline.forget(contacts={p for p, _, _ in batch})
+                return False
         return True
 
     async def ingest_facts(self, batch: Sequence[tuple[int, int, bytes]], current: Fence = _always) -> bool:
         """Process one batch of customer facts (stage 2); False if a rebalance fenced it off."""
-        facts = [(p, o, orjson.loads(raw)) for p, o, raw in batch]
-        result = self.pipeline.process_customer_facts(facts)
-        if current():
-            await self.customer_store.write(result.writes, current)
-        if not current():  # before or during the writes: the next owner re-reads the batch
-            self.pipeline.forget(customers={p for p, _, _ in batch})
-            return False
+        with self.customer_store.busy():
+            facts = [(p, o, orjson.loads(raw)) for p, o, raw in batch]
+            result = self.pipeline.process_customer_facts(facts)
+            if current():
+                await self.customer_store.write(result.writes, current)
+            if not current():  # before or during the writes: the next owner re-reads the batch
+                self._fenced(self.customer_store, self.pipeline.customers, {p for p, _, _ in batch})
+                self.pipeline.forget(customers={p for p, _, _ in batch})
+                return False
         return True
+
+    @staticmethod
+    def _fenced(store: Writer, states: Mapping[int, Any], partitions: set[int]) -> None:
+        """The Python state of these partitions is ahead of their changelog: recover them anew."""
+        for partition in partitions:
+            if partition in states:
+                store.replay(partition)
 
     async def _dead_letter(self, letter: dict[str, Any]) -> Any:
         headers = dead_letter_headers(

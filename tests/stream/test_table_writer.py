@@ -10,6 +10,9 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
+from faust.types import TP
+
 from stream.agents import PartitionedTable, TableWriter
 from stream.pipeline import Pipeline
 from stream.settings import Settings
@@ -27,7 +30,7 @@ class _Producer:
         return ack
 
 
-def _writer() -> tuple[TableWriter, _Producer, dict[bytes, bytes]]:
+def _writer(recovery: Any = None) -> tuple[TableWriter, _Producer, dict[bytes, bytes]]:
     producer = _Producer()
     store: dict[bytes, bytes] = {b"1|c|gone": b"{}"}
     table = SimpleNamespace(
@@ -36,7 +39,8 @@ def _writer() -> tuple[TableWriter, _Producer, dict[bytes, bytes]]:
         changelog_topic=SimpleNamespace(get_topic_name=lambda: "app-contacts-changelog"),
         partition_for_key=lambda key: PartitionedTable.partition_for_key(None, key),  # type: ignore[arg-type]
     )
-    return TableWriter(SimpleNamespace(producer=producer), table), producer, store  # type: ignore[arg-type]
+    app = SimpleNamespace(producer=producer, tables=SimpleNamespace(_recovery=recovery))
+    return TableWriter(app, table), producer, store  # type: ignore[arg-type]
 
 
 def test_write_returns_only_once_kafka_acknowledged_every_record() -> None:
@@ -46,8 +50,8 @@ def test_write_returns_only_once_kafka_acknowledged_every_record() -> None:
         task = asyncio.create_task(writer.write(writes, lambda: True))
         await asyncio.sleep(0.01)
         assert [(key, partition) for _, key, _, partition in producer.sent] == [(b"1|b|60", 1), (b"3|c|x", 3), (b"1|c|gone", 1)]
-        assert producer.sent[2][2] is None and b"1|c|gone" not in store
-        assert store[b"3|c|x"] == b'{"o":7}'
+        assert producer.sent[1][2] == b'{"o":7}' and producer.sent[2][2] is None
+        assert store == {b"1|c|gone": b"{}"}, "the store is not a second copy of loaded state"
         assert not task.done(), "returned before Kafka acknowledged the records"
         for ack in producer.acks[:2]:
             ack.set_result(None)
@@ -98,3 +102,40 @@ def test_a_batch_deletes_after_its_meta_record() -> None:
     keys = [key for key, _ in state.flush(5)]
     assert keys[-2:] == ["0|m|meta", "0|c|old"]
     assert {"0|b|30", "0|i|0"} <= set(keys[:-2])
+
+
+def test_take_moves_a_recovered_partition_out_of_the_store_and_keep_puts_it_back() -> None:
+    writer, _, store = _writer()
+    store.update({b"2|c|a": b'{"o":3,"e":[]}', b"2|m|meta": b'{"o":3,"wm":9.0}'})
+    store[b"12|c|b"] = b'{"o":1}'  # partition 12, not 2
+    state = Pipeline(Settings.from_env({}, live=False), store_items=writer.take).contact_state(2)
+    assert state.records["2|c|a"] == {"o": 3, "e": []} and state.watermark == 9.0
+    assert set(store) == {b"1|c|gone", b"12|c|b"}, "partition 2 still held twice"
+    state.records["2|c|a"]["o"] = 4
+    writer.keep(2, state.records)
+    assert orjson.loads(store[b"2|c|a"]) == {"o": 4, "e": []}
+    assert set(store) == {b"1|c|gone", b"12|c|b", b"2|c|a", b"2|m|meta"}
+    kept = {key: orjson.loads(orjson.dumps(record)) for key, record in state.records.items()}
+    assert dict(writer.take(2)) == kept
+
+
+def test_replay_empties_a_partition_and_has_faust_recover_it_from_the_first_offset() -> None:
+    changelog = "app-contacts-changelog"
+    recovery = SimpleNamespace(active_offsets={TP(changelog, 2): 5120, TP(changelog, 3): 77})
+    writer, _, store = _writer(recovery)
+    store[b"2|c|a"] = b'{"o":3}'
+    writer.replay(2)
+    assert b"2|c|a" not in store and b"1|c|gone" in store
+    assert recovery.active_offsets == {TP(changelog, 3): 77}
+
+
+def test_settle_waits_for_a_whole_batch_not_only_its_write() -> None:
+    async def scenario() -> None:
+        writer, _, _ = _writer()
+        with writer.busy():
+            settled = asyncio.create_task(writer.settle(5))
+            await asyncio.sleep(0.01)
+            assert not settled.done(), "settle returned while a batch was still being applied"
+        assert await asyncio.wait_for(settled, 1) is True
+
+    asyncio.run(scenario())
