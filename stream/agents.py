@@ -77,8 +77,11 @@ class TopicSender:
         self.app = app
         self.topic = topic
 
-    async def send(self, *, key: bytes | None = None, value: bytes | None = None, headers: Any = None) -> Any:
-        return await self.app.producer.send(self.topic, key, value, None, None, headers)
+    async def send(
+        self, *, key: bytes | None = None, value: bytes | None = None, headers: Any = None,
+        partition: int | None = None,
+    ) -> Any:
+        return await self.app.producer.send(self.topic, key, value, partition, None, headers)
 
 
 class TableWriter:
@@ -223,7 +226,8 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
 
     @app.agent(facts_topic, name="customers", concurrency=1)
     async def customer_stage(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+        # a message carries the facts of one input batch for this partition (up to 200)
+        async for events in stream.take_events(max(1, settings.batch_size // 20), within=settings.batch_seconds):
             with _Fence(app, epoch, events) as fence:
                 await runtime.ingest_facts(await fact_order.admit(fence), fence.current)
 
