@@ -112,6 +112,40 @@ def end_offsets(topic: str) -> dict[int, int]:
         consumer.close()
 
 
+def count_records(topic: str, idle_seconds: float = 2.0) -> int:
+    """Read a topic from its first offsets to its ends; return how many records it holds.
+
+    After log compaction a topic holds fewer records than its end offsets say (offsets of
+    removed records are never reused).
+    """
+    from confluent_kafka import Consumer
+    from confluent_kafka import TopicPartition as Part
+
+    ends = end_offsets(topic)
+    consumer = Consumer({
+        "bootstrap.servers": BROKER, "group.id": f"bench-count-{time.time_ns()}",
+        "enable.auto.commit": False, "auto.offset.reset": "earliest",
+    })
+    try:
+        consumer.assign([Part(topic, p, 0) for p in ends])
+        position = {p: 0 for p in ends}
+        count, idle_since = 0, time.monotonic()
+        while any(position[p] < end for p, end in ends.items()):
+            messages = consumer.consume(10_000, 0.5)
+            if not messages:
+                if time.monotonic() - idle_since > idle_seconds:
+                    break
+                continue
+            idle_since = time.monotonic()
+            for message in messages:
+                if message.error() is None:
+                    count += 1
+                    position[message.partition()] = message.offset() + 1
+        return count
+    finally:
+        consumer.close()
+
+
 def wait_for_topic(topic: str, timeout: float = 30.0) -> None:
     """Wait until a topic's metadata lists all its partitions."""
     deadline = time.time() + timeout

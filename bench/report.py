@@ -131,12 +131,13 @@ def _replay_recovery_memory(
     if c and "error" not in c:
         out.append(
             f"| recovery: start → first correct publish | {c['recovery_seconds']:.1f} s | one hour of state at "
-            f"{c['event_rate_per_second']:,.0f} events/s ({c['events']:,} events, {c['changelog_records']:,} "
-            f"changelog records) |"
+            f"{c['event_rate_per_second']:,.0f} events/s ({c['events']:,} events; "
+            f"{c['changelog_records']:,} changelog records left by compaction of "
+            f"{c.get('changelog_records_written', 0):,} written) |"
         )
         out.append(
             f"| recovery, one hour at 1,000 events/s | {c['extrapolated_1k_per_second_seconds']:,.0f} s | "
-            f"extrapolated: linear in changelog records at the measured restore rate |"
+            f"extrapolated: linear in the records compaction left, at the measured restore rate |"
         )
     if m and "error" not in m:
         o, f = m["open_contacts"], m["fcr_customers"]

@@ -41,6 +41,18 @@ class PartitionedTable(faust.Table):  # type: ignore[misc]  # faust's Table is u
         return int(bytes(key).split(b"|", 1)[0])
 
 
+# Kafka compacts only closed segments, and a changelog rolls a segment at 1 GiB (Faust's
+# default) or at the broker's log.segment.bytes: every version a batch ever wrote stayed
+# until then, and a restart read them all. Small segments and a low dirty ratio let the log
+# cleaner keep about one record per key behind the active segment.
+CHANGELOG_CONFIG = {
+    "segment.bytes": str(8 * 2**20),
+    "segment.ms": str(10 * 60 * 1000),
+    "min.cleanable.dirty.ratio": "0.1",
+    "min.compaction.lag.ms": "0",
+}
+
+
 def state_table(app: faust.App, name: str, partitions: int) -> PartitionedTable:
     """Declare one raw-bytes state table with its changelog."""
     table = PartitionedTable(
@@ -51,6 +63,7 @@ def state_table(app: faust.App, name: str, partitions: int) -> PartitionedTable:
         key_type=bytes,
         value_type=bytes,
         help=f"ccpulse {name} state (see stream/buckets.py)",
+        extra_topic_configs=CHANGELOG_CONFIG,
     )
     return app.tables.add(table)
 
