@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -55,7 +55,10 @@ class Sink(Protocol):
 class Sender(Protocol):
     """A topic (Faust's ``Topic.send``) the runtime can produce to."""
 
-    async def send(self, *, key: Any = None, value: Any = None, headers: Any = None, partition: int | None = None) -> Any: ...
+    async def send(
+        self, *, key: Any = None, value: Any = None, headers: Any = None,
+        partition: int | None = None,
+    ) -> Any: ...
 
 
 class Writer(Protocol):
@@ -109,37 +112,22 @@ class Runtime:
             log.debug("batch of %d: %d dead letters, %d customer facts, %d writes", len(batch),
                       len(result.dead_letters), len(result.customer_facts), len(result.writes))
             pending = [await self._dead_letter(letter) for letter in result.dead_letters]
-            for partition, message in fact_messages(result.customer_facts, self.settings.partitions):
-                pending.append(await self.customer_facts.send(value=message, partition=partition))
+            for partition, raw in fact_messages(result.customer_facts, self.settings.partitions):
+                pending.append(await self.customer_facts.send(value=raw, partition=partition))
             if pending:
                 await asyncio.gather(*pending)
-            if current():
-                await self.contact_store.write(result.writes, current)
-            if not current():  # before or during the writes: the next owner re-reads the batch
-                self._fenced(self.contact_store, self.pipeline.contacts, {p for p, _, _ in batch})
-                self.pipeline.forget(contacts={p for p, _, _ in batch})
-                return False
-        return True
+            partitions = {p for p, _, _ in batch}
+            store, states = self.contact_store, self.pipeline.contacts
+            return await _write_or_forget(store, states, partitions, result.writes, current)
 
     async def ingest_facts(self, batch: Sequence[tuple[int, int, bytes]], current: Fence = _always) -> bool:
         """Process one batch of customer facts (stage 2); False if a rebalance fenced it off."""
         with self.customer_store.busy():
             facts = [(p, o, fact) for p, o, raw in batch for fact in unpack_facts(raw)]
             result = self.pipeline.process_customer_facts(facts)
-            if current():
-                await self.customer_store.write(result.writes, current)
-            if not current():  # before or during the writes: the next owner re-reads the batch
-                self._fenced(self.customer_store, self.pipeline.customers, {p for p, _, _ in batch})
-                self.pipeline.forget(customers={p for p, _, _ in batch})
-                return False
-        return True
-
-    @staticmethod
-    def _fenced(store: Writer, states: Mapping[int, Any], partitions: set[int]) -> None:
-        """The Python state of these partitions is ahead of their changelog: recover them anew."""
-        for partition in partitions:
-            if partition in states:
-                store.replay(partition)
+            partitions = {p for p, _, _ in batch}
+            store, states = self.customer_store, self.pipeline.customers
+            return await _write_or_forget(store, states, partitions, result.writes, current)
 
     async def _dead_letter(self, letter: dict[str, Any]) -> Any:
         headers = dead_letter_headers(
@@ -250,10 +238,26 @@ class Runtime:
             await sink.close()
 
 
+async def _write_or_forget(
+    store: Writer, states: dict[int, Any], partitions: set[int], writes: list[Any], current: Fence
+) -> bool:
+    """Write a batch's state; if a rebalance fenced the batch off, before or during the
+    writes, forget its partitions' state instead (ahead of the changelog now: recovered anew)
+    and return False. The partitions' next owner re-reads the batch."""
+    if current():
+        await store.write(writes, current)
+    if current():
+        return True
+    for partition in partitions:
+        if states.pop(partition, None) is not None:
+            store.replay(partition)
+    return False
+
+
 def customer_partition(customer_id: str, partitions: int) -> int:
     """The customer-facts partition of a customer: where Kafka's default partitioner puts
     a message keyed by the customer id (murmur2, as the Java client and aiokafka do)."""
-    return (murmur2(customer_id.encode()) & 0x7FFFFFFF) % partitions
+    return int(murmur2(customer_id.encode()) & 0x7FFFFFFF) % partitions
 
 
 def fact_messages(facts: Iterable[dict[str, Any]], partitions: int) -> list[tuple[int, bytes]]:
