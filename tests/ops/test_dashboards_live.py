@@ -14,7 +14,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ def busy_hour_start(now: float) -> int:
     window came back empty. Its 10:00 peak on a weekday has work for every panel, whenever
     the suite runs.
     """
-    day = datetime.fromtimestamp(now, timezone.utc).replace(hour=10, minute=0, second=0, microsecond=0)
+    day = datetime.fromtimestamp(now, UTC).replace(hour=10, minute=0, second=0, microsecond=0)
     while day.timestamp() > now - 5400 or day.weekday() >= 5:
         day -= timedelta(days=1)
     return int(day.timestamp())
