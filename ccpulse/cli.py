@@ -83,6 +83,10 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
     fix_mmap_threshold()
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        uvloop.install()  # before Faust makes its loop
 
     from stream.app import create_app
     from stream.topics import ensure_topics
