@@ -62,6 +62,9 @@ class _Discard:
     def busy(self) -> Any:
         return contextlib.nullcontext()
 
+    def keep(self, partition: int, records: Any) -> None:
+        pass
+
     def replay(self, partition: int) -> None:
         pass
 

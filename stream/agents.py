@@ -24,7 +24,7 @@ import orjson
 from faust.types import TP
 
 from stream.platforms import PlatformFeed, forward
-from stream.runtime import Runtime
+from stream.runtime import Runtime, release
 from stream.settings import Settings, platform_topic_table
 
 log = logging.getLogger(__name__)
@@ -265,24 +265,13 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
     @app.on_partitions_revoked.connect
     async def forget(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         # the changelog is complete before the new owner recovers it
-        settled = await contacts.settle() and await customers.settle()
         pipeline = runtime.pipeline
-        for writer, states, partitions in (
-            (contacts, pipeline.contacts, _partitions(revoked, settings.input_topic)),
-            (customers, pipeline.customers, _partitions(revoked, facts_topic.get_topic_name())),
+        for writer, states, topic in (
+            (contacts, pipeline.contacts, settings.input_topic),
+            (customers, pipeline.customers, facts_topic.get_topic_name()),
         ):
-            for partition in partitions:
-                state = states.get(partition)
-                if state is None:
-                    continue
-                if settled:  # every change of the Python state is in the changelog
-                    writer.keep(partition, state.records)
-                else:
-                    writer.replay(partition)
-        pipeline.forget(
-            contacts=_partitions(revoked, settings.input_topic),
-            customers=_partitions(revoked, facts_topic.get_topic_name()),
-        )
+            settled = await writer.settle()  # then every change of its Python state is written
+            release(writer, states, _partitions(revoked, topic), in_changelog=settled)
 
     return runtime
 

@@ -95,17 +95,6 @@ class Pipeline:
             self.customers[partition] = state
         return state
 
-    def forget(self, contacts: Iterable[int] = (), customers: Iterable[int] = ()) -> None:
-        """Drop in-memory state of partitions (revoked, or fenced off by a rebalance).
-
-        A partition touched again is reloaded from its table, which holds exactly what
-        was written to the changelog.
-        """
-        for partition in contacts:
-            self.contacts.pop(partition, None)
-        for partition in customers:
-            self.customers.pop(partition, None)
-
     # -- batches ------------------------------------------------------------------------------
     def process(self, messages: Iterable[tuple[int, int, bytes | None]], topic: str = "") -> BatchResult:
         """Apply a batch of raw input messages (partition, offset, value)."""

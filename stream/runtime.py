@@ -74,6 +74,10 @@ class Writer(Protocol):
         """Mark a batch in progress (``settle`` waits for it)."""
         ...
 
+    def keep(self, partition: int, records: dict[str, Any]) -> None:
+        """Put a partition's records back where recovery finds them (they equal its changelog)."""
+        ...
+
     def replay(self, partition: int) -> None:
         """The partition's Python state is ahead of its changelog: recover it anew."""
         ...
@@ -248,10 +252,24 @@ async def _write_or_forget(
         await store.write(writes, current)
     if current():
         return True
-    for partition in partitions:
-        if states.pop(partition, None) is not None:
-            store.replay(partition)
+    release(store, states, partitions, in_changelog=False)
     return False
+
+
+def release(
+    store: Writer, states: dict[int, Any], partitions: Iterable[int], in_changelog: bool
+) -> None:
+    """Drop the Python state of partitions, leaving their store as the changelog has them:
+    the records put back if every change is in the changelog, else the partition recovered
+    anew from the changelog's first offset."""
+    for partition in partitions:
+        state = states.pop(partition, None)
+        if state is None:
+            continue
+        if in_changelog:
+            store.keep(partition, state.records)
+        else:
+            store.replay(partition)
 
 
 def customer_partition(customer_id: str, partitions: int) -> int:

@@ -379,16 +379,23 @@ async def test_backoff_doubles_up_to_ten_seconds() -> None:
     assert attempts == [0.0, 0.5, 1.5, 3.5, 7.5, 15.5, 25.5, 35.5, 45.5, 55.5]
 
 
-async def test_wrong_password_is_a_logged_failure_not_an_exception(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    server = RedisServer(tmp_path, password="right-pw").start()
-    url = f"redis://:not-the-password@127.0.0.1:{server.port}/0"
+async def _publish_once(url: str) -> RedisSink:
+    """Publish one snapshot through a new sink on ``url``; return the closed sink."""
     sink = RedisSink(url, "t", "app", 3600, 5.0, clock=Clock(1000.0))
     try:
         await sink.publish(snapshots.snapshot())
     finally:
         await sink.close()
+    return sink
+
+
+async def test_wrong_password_is_a_logged_failure_not_an_exception(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = RedisServer(tmp_path, password="right-pw").start()
+    try:
+        sink = await _publish_once(f"redis://:not-the-password@127.0.0.1:{server.port}/0")
+    finally:
         server.stop()
     assert (sink.failures, sink.last_success_at) == (1, None)
     assert len(caplog.records) == 1 and caplog.records[0].levelno == logging.WARNING
@@ -401,12 +408,7 @@ async def test_a_redis_refusing_scripts_is_a_logged_failure_not_an_exception(
 ) -> None:
     await client.acl_setuser("noscripts", enabled=True, passwords=["+pw"], keys=["*"],
                              channels=["*"], commands=["+@all", "-@scripting"])
-    url = f"redis://noscripts:pw@127.0.0.1:{redis_server.port}/0"
-    sink = RedisSink(url, "t", "app", 3600, 5.0, clock=Clock(1000.0))
-    try:
-        await sink.publish(snapshots.snapshot())
-    finally:
-        await sink.close()
+    sink = await _publish_once(f"redis://noscripts:pw@127.0.0.1:{redis_server.port}/0")
     assert (sink.failures, sink.last_success_at) == (1, None)
     assert "cannot write" in caplog.text
     assert await client.keys("t:*") == []

@@ -139,3 +139,20 @@ def test_settle_waits_for_a_whole_batch_not_only_its_write() -> None:
         assert await asyncio.wait_for(settled, 1) is True
 
     asyncio.run(scenario())
+
+
+def test_release_puts_settled_state_back_and_recovers_the_rest_anew() -> None:
+    from stream.runtime import release
+
+    changelog = "app-contacts-changelog"
+    recovery = SimpleNamespace(active_offsets={TP(changelog, 0): 40, TP(changelog, 1): 41})
+    writer, _, store = _writer(recovery)
+    pipeline = Pipeline(Settings.from_env({}, live=False))
+    for partition in (0, 1):
+        pipeline.contact_state(partition).count("processed")
+    release(writer, pipeline.contacts, [0], in_changelog=True)
+    release(writer, pipeline.contacts, [1, 5], in_changelog=False)
+    assert pipeline.contacts == {}
+    assert orjson.loads(store[b"0|m|meta"])["n"] == {"processed": 1}
+    assert not any(key.startswith(b"1|") for key in store)
+    assert recovery.active_offsets == {TP(changelog, 0): 40}
