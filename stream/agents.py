@@ -26,6 +26,7 @@ from faust.types import TP
 from stream.platforms import PlatformFeed, forward
 from stream.runtime import Runtime, release
 from stream.settings import Settings, platform_topic_table
+from stream.topics import CHANGELOG_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +40,6 @@ class PartitionedTable(faust.Table):  # type: ignore[misc]  # faust's Table is u
 
     def partition_for_key(self, key: Any) -> int | None:
         return int(bytes(key).split(b"|", 1)[0])
-
-
-# Kafka compacts only closed segments, and a changelog rolls a segment at 1 GiB (Faust's
-# default) or at the broker's log.segment.bytes: every version a batch ever wrote stayed
-# until then, and a restart read them all. Small segments and a low dirty ratio let the log
-# cleaner keep about one record per key behind the active segment.
-CHANGELOG_CONFIG = {
-    "segment.bytes": str(8 * 2**20),
-    "segment.ms": str(10 * 60 * 1000),
-    "min.cleanable.dirty.ratio": "0.1",
-    "min.compaction.lag.ms": "0",
-}
 
 
 def state_table(app: faust.App, name: str, partitions: int) -> PartitionedTable:
