@@ -7,7 +7,11 @@ the four partitions (``Runtime._partials``), the KPIs of every window and scope
 (``Runtime._snapshot``), and the Redis sink's write. The first publish writes every field;
 the others only what changed (the sink's heartbeat is set beyond the run).
 
-Baseline, in the same run and on the same snapshots: the same hashes written the usual way,
+The same state is also built the way the worker builds it (stream/lanes.py): the main lane
+(queue, channel and ``all`` scopes) and one agent slice of eight per publish, against the
+every-scope build above as the baseline (``lanes_over_every_scope``).
+
+Baseline for the Redis write, in the same run and on the same snapshots: the same hashes written the usual way,
 ``HSET`` of every changed field + ``EXPIRE`` per hash in one ``MULTI``/``EXEC`` (a redis-py
 pipeline), which is how ccpulse wrote them until its sink moved to one script call.
 """
@@ -26,6 +30,7 @@ from kafka.partitioner.default import murmur2
 from bench import dataset
 from bench.worker import REDIS_URL
 from sinks.redis import RedisSink, kpi_hashes, meta_fields, stamps
+from stream.lanes import rotation
 from stream.pipeline import Pipeline
 from stream.runtime import Runtime
 from stream.settings import Settings
@@ -76,7 +81,10 @@ async def _measure(events: list[dict[str, Any]], prefix: str, steps: int) -> dic
     runtime = Runtime(settings, pipeline, discard, discard, discard, discard)
     sink = RedisSink(REDIS_URL, prefix, "script", settings.redis_ttl_seconds, heartbeat_seconds=1e9)
     baseline = _TransactionWriter(aioredis.Redis.from_url(REDIS_URL), f"{prefix}:v1:multi:", settings.redis_ttl_seconds)
-    parts = {"partials": 0.0, "kpis": 0.0, "redis_script": 0.0, "redis_multi": 0.0}
+    parts = {
+        "partials": 0.0, "kpis": 0.0, "redis_script": 0.0, "redis_multi": 0.0,
+        "lanes_partials": 0.0, "lanes_kpis": 0.0,
+    }
     written = hashes = 0
     messages = _partitioned(events)
     try:
@@ -96,7 +104,13 @@ async def _measure(events: list[dict[str, Any]], prefix: str, steps: int) -> dic
             t3 = time.perf_counter()
             changed = await baseline.publish(snapshot, now)
             t4 = time.perf_counter()
-            for name, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            lanes = rotation(step)
+            local = [p for lane in lanes for p in runtime._partials(contacts, customers, watermark, now, (lane,))]
+            t5 = time.perf_counter()
+            runtime._snapshot(local, local, watermark, now, True, lanes)
+            t6 = time.perf_counter()
+            timed = (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)
+            for name, seconds in zip(parts, timed, strict=True):
                 parts[name] += seconds
             written += changed
             hashes = sum(len(scoped) for scoped in snapshot.windows.values())
@@ -113,6 +127,8 @@ async def _measure(events: list[dict[str, Any]], prefix: str, steps: int) -> dic
         "hashes_written_per_publish": written / steps,
         **per_publish,
         "script_over_multi": per_publish["redis_script_ms"] / per_publish["redis_multi_ms"],
+        "lanes_over_every_scope": (per_publish["lanes_partials_ms"] + per_publish["lanes_kpis_ms"])
+        / (per_publish["partials_ms"] + per_publish["kpis_ms"]),
     }
 
 

@@ -88,10 +88,21 @@ def _publish(p: dict[str, Any] | None) -> list[str]:
         "|---|---:|",
         f"| partials of 4 partitions | {p['partials_ms']:,.1f} |",
         f"| KPIs of every window and scope | {p['kpis_ms']:,.1f} |",
+        *_lanes_rows(p),
         f"| Redis write: one script call (ccpulse) | {p['redis_script_ms']:,.1f} |",
         f"| Redis write: HSET + EXPIRE per hash in MULTI/EXEC (baseline) | {p['redis_multi_ms']:,.1f} "
         f"(script {p['script_over_multi']:.2f}×) |",
         "",
+    ]
+
+
+def _lanes_rows(p: dict[str, Any]) -> list[str]:
+    if "lanes_kpis_ms" not in p:
+        return []
+    return [
+        f"| partials, as the worker builds them: main lane + one agent slice of 8 | {p['lanes_partials_ms']:,.1f} |",
+        f"| KPIs of the main lane + one agent slice | {p['lanes_kpis_ms']:,.1f} "
+        f"({p['lanes_over_every_scope']:.2f}× the every-scope build) |",
     ]
 
 

@@ -255,7 +255,9 @@ def summary_line(name: str, result: dict[str, Any]) -> str:
     if name == "scaleout":
         return f"2 workers {result['workers_2']['rate']:,.0f} events/s ({result['speedup']:.2f}x)"
     if name == "publish":
-        return (f"{result['partials_ms'] + result['kpis_ms'] + result['redis_script_ms']:,.0f} ms a publish; "
+        lanes = result.get("lanes_partials_ms", 0.0) + result.get("lanes_kpis_ms", 0.0)
+        return (f"{result['partials_ms'] + result['kpis_ms'] + result['redis_script_ms']:,.0f} ms a publish "
+                f"of every scope, build {lanes:,.0f} ms by lanes; "
                 f"Redis {result['redis_script_ms']:,.0f} ms (script) vs {result['redis_multi_ms']:,.0f} ms (MULTI)")
     if name == "replay":
         return f"{result['processed']:,} events at {result['rate']:,.0f} events/s"

@@ -148,8 +148,7 @@ def result(agg: Mapping[str, float]) -> Kpis:
     kpis["service_level_answered"] = _ratio(within, answered)
     kpis["service_level_offered"] = _ratio(within, offered)
     kpis["asa_seconds"] = _ratio(g("wait_sum", 0.0), g("wait_n", 0.0))
-    kpis["wait_p50_seconds"] = sketch.quantile(agg, 0.5)
-    kpis["wait_p90_seconds"] = sketch.quantile(agg, 0.9)
+    kpis["wait_p50_seconds"], kpis["wait_p90_seconds"] = sketch.quantiles(agg, (0.5, 0.9))
     kpis["frt_seconds"] = shared["frt_seconds"]
     kpis["aht_seconds"] = shared["aht_seconds"]
     kpis["art_seconds"] = _ratio(g("resolution_sum", 0.0), g("resolution_n", 0.0))

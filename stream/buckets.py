@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream import aggregates
+from stream.lanes import LANES
+from stream.lanes import split as split_lanes
+from stream.lanes import wanted as wanted_lanes
 from stream.lifecycle import Fact
 from stream.windows import WindowClock
 
@@ -67,9 +70,16 @@ class BucketState:
         self.deleted: set[str] = set()
         self.fine: dict[int, Record] = {}  # fine bucket start -> bucket record
         self.intervals: dict[int, Record] = {}  # interval start -> bucket record
+        self.agent_records: dict[str, Record] = {}  # agent id -> agent record (stage 1)
         self.meta = self._record(self.meta_key, {"wm": 0.0, "n": {}})
         self.swept_minute = -1  # event-time minute of the last sweep (memory only)
-        self._blocks: dict[int, dict[str, aggregates.Agg]] = {}  # memo of window_partials
+        # memos of window_partials, by lane (stream/lanes.py): five-minute blocks' sums, fine
+        # and interval buckets split by lane, the sum of today's closed intervals
+        self._blocks: dict[int, dict[str, dict[str, aggregates.Agg]]] = {}
+        self._fine_lanes: dict[int, dict[str, dict[str, aggregates.Agg]]] = {}
+        self._interval_lanes: dict[int, dict[str, dict[str, aggregates.Agg]]] = {}
+        self._closed: tuple[tuple[float, int], dict[str, dict[str, aggregates.Agg]]] | None = None
+        self._older: dict[str, tuple[range, dict[str, dict[str, aggregates.Agg]]]] = {}
 
     # -- keys and records -------------------------------------------------------------
     def key(self, kind: str, ident: str | int) -> str:
@@ -90,13 +100,15 @@ class BucketState:
             self.fine[int(ident)] = record
         elif kind == "i":
             self.intervals[int(ident)] = record
+        elif kind == "a":
+            self.agent_records[ident] = record
 
     def load(self, items: Iterator[tuple[str, Record]]) -> None:
         """Rebuild the state from recovered table items of this partition."""
         for key, record in items:
             self.records[key] = record
             self._index_bucket(key, record)
-        self._blocks.clear()
+        self._forget_memos()
         self.meta = self._record(self.meta_key, {"wm": 0.0, "n": {}})
         self.meta.setdefault("n", {})
 
@@ -252,6 +264,10 @@ class BucketState:
             self._delete(self.key("i", start))
         for start in [s for s in self._blocks if s + BLOCK_SECONDS <= fine_floor]:
             del self._blocks[start]
+        for start in [s for s in self._fine_lanes if s < fine_floor]:
+            del self._fine_lanes[start]
+        for start in [s for s in self._interval_lanes if s < interval_floor]:
+            del self._interval_lanes[start]
         self._sweep_if_due()
 
     def entity_expired(self, kind: str, ident: str, record: Record, wm: float) -> bool:
@@ -265,51 +281,91 @@ class BucketState:
             self.fine.pop(int(ident), None)
         elif kind == "i":
             self.intervals.pop(int(ident), None)
+        elif kind == "a":
+            self.agent_records.pop(ident, None)
         self._forget_blocks((key,))
         self.dirty.discard(key)
         self.deleted.add(key)
 
     def _forget_blocks(self, keys: Iterable[str]) -> None:
-        """Drop the remembered sums of the blocks that changed or deleted fine buckets are in.
+        """Drop the remembered sums and lane splits that changed or deleted buckets are in.
 
         Every change to a bucket marks it dirty (its changelog write depends on that too), so
-        a block's sum is dropped at the flush of any batch that changed one of its buckets.
+        a memo is dropped at the flush of any batch that changed one of its buckets.
         """
         for key in keys:
             _, kind, ident = key.split("|", 2)
             if kind == "b":
                 start = int(ident)
                 self._blocks.pop(start - start % BLOCK_SECONDS, None)
+                self._fine_lanes.pop(start, None)
+                for window, (spanned, _) in list(self._older.items()):
+                    if start in spanned:
+                        del self._older[window]
+            elif kind == "i":
+                start = int(ident)
+                self._interval_lanes.pop(start, None)
+                if self._closed is not None and start < self._closed[0][1]:
+                    self._closed = None
+
+    def _forget_memos(self) -> None:
+        self._blocks.clear()
+        self._fine_lanes.clear()
+        self._interval_lanes.clear()
+        self._closed = None
 
     # -- reading ----------------------------------------------------------------------------
-    def window_partials(self, watermark: float) -> dict[str, dict[str, aggregates.Agg]]:
+    def window_partials(
+        self, watermark: float, lanes: Iterable[str] | None = None
+    ) -> dict[str, dict[str, aggregates.Agg]]:
         """Merge this partition's buckets into {window: {scope: aggregate}} at a watermark.
 
+        Only the scopes of ``lanes`` (stream/lanes.py; None: every scope) are returned.
         A rolling window adds up the sums of the whole five-minute blocks it spans and the
-        single buckets at its edges. A block's sum is remembered until one of its buckets
-        changes: the 1 h window spans 120 fine buckets but about 12 blocks and 10 edge
-        buckets, and a block's sum holds about half the entries of its ten buckets (the
-        benchmarks' center). Whether a sum was remembered never changes the result: the
-        same parts are added in the same order. Every aggregate returned is a new dict.
+        single buckets at its edges; ``today`` adds the sum of the day's closed intervals and
+        the current one. A sum is remembered until one of its buckets changes, and buckets
+        and sums are kept split by lane, so a lane costs what its own scopes cost: the 1 h
+        window spans 120 fine buckets but about 12 blocks and 10 edge buckets. Whether a sum
+        was remembered never changes the result: the same parts are added in the same order.
+        Every aggregate returned is a new dict.
         """
         self._forget_blocks(self.dirty)  # changed since the last flush (tests, not the worker)
+        chosen = wanted_lanes(lanes)
         out: dict[str, dict[str, aggregates.Agg]] = {}
         for window in ("5m", "15m", "1h"):
-            wanted = self.clock.rolling_buckets(window, watermark)
-            out[window] = _merge_scoped(self._rolling_parts(wanted))
+            buckets = self.clock.rolling_buckets(window, watermark)
+            parts = [self._older_parts(window, buckets[:-1])]
+            if buckets[-1] in self.fine:
+                parts.append(self._fine_split(buckets[-1]))
+            out[window] = _merge_lanes(parts, chosen)
         day = self.clock.day_start(watermark)
         current = self.clock.interval_start(watermark)
-        out["today"] = _merge_scoped(
-            r["s"] for start, r in self.intervals.items() if day <= start <= watermark
-        )
-        out["interval"] = _merge_scoped(
-            [self.intervals[current]["s"]] if current in self.intervals else []
-        )
+        today = [self._closed_intervals(day, current)]
+        if current in self.intervals:
+            today.append(self._interval_split(current))
+        out["today"] = _merge_lanes(today, chosen)
+        out["interval"] = _merge_lanes(today[1:], chosen)
         return out
 
-    def _rolling_parts(self, wanted: range) -> list[dict[str, aggregates.Agg]]:
+    def _older_parts(self, window: str, spanned: range) -> dict[str, dict[str, aggregates.Agg]]:
+        """The sum of a rolling window's buckets before its newest, by lane (remembered).
+
+        Live, only the newest bucket changes from one publish to the next: the rest of the
+        window is added up once each time the window moves by a bucket (30 s), or when a
+        late event changes one of its buckets, and the newest bucket is added to that sum.
+        """
+        found = self._older.get(window)
+        if found is not None and found[0] == spanned:
+            return found[1]
+        merged = split_lanes(_merge_lanes(self._rolling_parts(spanned), LANES))
+        self._older[window] = (spanned, merged)
+        return merged
+
+    def _rolling_parts(self, wanted: range) -> list[dict[str, dict[str, aggregates.Agg]]]:
         """A rolling window's parts, in time order: whole blocks' sums and edge buckets."""
-        parts: list[dict[str, aggregates.Agg]] = []
+        parts: list[dict[str, dict[str, aggregates.Agg]]] = []
+        if not wanted:
+            return parts
         step, last, start = wanted.step, wanted[-1], wanted.start
         while start <= last:
             block = start - start % BLOCK_SECONDS
@@ -318,16 +374,37 @@ class BucketState:
                 start = block + BLOCK_SECONDS
             else:
                 if start in self.fine:
-                    parts.append(self.fine[start]["s"])
+                    parts.append(self._fine_split(start))
                 start += step
         return parts
 
-    def _block(self, block: int, step: int) -> dict[str, aggregates.Agg]:
+    def _block(self, block: int, step: int) -> dict[str, dict[str, aggregates.Agg]]:
         merged = self._blocks.get(block)
         if merged is None:
             starts = range(block, block + BLOCK_SECONDS, step)
-            merged = _merge_scoped(self.fine[b]["s"] for b in starts if b in self.fine)
+            merged = split_lanes(_merge_scoped(self.fine[b]["s"] for b in starts if b in self.fine))
             self._blocks[block] = merged
+        return merged
+
+    def _fine_split(self, start: int) -> dict[str, dict[str, aggregates.Agg]]:
+        found = self._fine_lanes.get(start)
+        if found is None:
+            found = self._fine_lanes[start] = split_lanes(self.fine[start]["s"])
+        return found
+
+    def _interval_split(self, start: int) -> dict[str, dict[str, aggregates.Agg]]:
+        found = self._interval_lanes.get(start)
+        if found is None:
+            found = self._interval_lanes[start] = split_lanes(self.intervals[start]["s"])
+        return found
+
+    def _closed_intervals(self, day: float, current: int) -> dict[str, dict[str, aggregates.Agg]]:
+        """The sum of today's intervals before the current one, by lane (remembered)."""
+        if self._closed is not None and self._closed[0] == (day, current):
+            return self._closed[1]
+        starts = sorted(s for s in self.intervals if day <= s < current)
+        merged = split_lanes(_merge_scoped(self.intervals[s]["s"] for s in starts))
+        self._closed = ((day, current), merged)
         return merged
 
     def totals(self) -> dict[str, aggregates.Agg]:
@@ -340,6 +417,23 @@ class BucketState:
 def _write_rank(key: str) -> tuple[int, str]:
     kind = key.split("|", 2)[1]
     return ({"b": 0, "i": 0, "t": 0, "u": 2, "c": 2, "a": 2, "m": 3}.get(kind, 1), key)
+
+
+def _merge_lanes(parts: Iterable[dict[str, dict[str, aggregates.Agg]]], chosen: tuple[str, ...]) -> dict[str, aggregates.Agg]:
+    """Add up the scopes of the chosen lanes of parts split by lane (new dicts)."""
+    total: dict[str, aggregates.Agg] = {}
+    for split in parts:
+        for name in chosen:
+            scoped = split.get(name)
+            if not scoped:
+                continue
+            for scope, agg in scoped.items():
+                target = total.get(scope)
+                if target is None:
+                    total[scope] = dict(agg)  # values are floats: as merging into {} would
+                else:
+                    aggregates.merge(target, agg)
+    return total
 
 
 def _merge_scoped(parts: Any) -> dict[str, aggregates.Agg]:

@@ -8,12 +8,13 @@ spent in a state is added to the buckets it overlaps when the state changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from stream import aggregates, lifecycle
 from stream.buckets import BucketState, Horizons, Record, split_span
+from stream.lanes import MAIN, agent_lane, wanted
 from stream.lifecycle import Fact, Rules
 from stream.models import AGENT_TYPES, CUSTOMER_TYPES, Event
 from stream.windows import WindowClock
@@ -209,51 +210,76 @@ class ContactState(BucketState):
 
     def agents(self) -> Iterator[tuple[str, Record]]:
         """Yield (agent id, record) of the agents this partition knows."""
-        for key, record in self.records.items():
-            _, kind, ident = key.split("|", 2)
-            if kind == "a":
-                yield ident, record
+        yield from self.agent_records.items()
 
-    def live_partials(self, reference: float, stale_seconds: float, negative_below: float) -> dict[str, dict[str, float]]:
-        """Live gauges by scope: waiting contacts, oldest offer time, agents, live sentiment."""
+    def live_partials(
+        self, reference: float, stale_seconds: float, negative_below: float,
+        lanes: Iterable[str] | None = None,
+    ) -> dict[str, dict[str, float]]:
+        """Live gauges by scope: waiting contacts, oldest offer time, agents, live sentiment.
+
+        Only the scopes of ``lanes`` (stream/lanes.py; None: every scope)."""
+        chosen = wanted(lanes)
+        main = MAIN in chosen
         live: dict[str, dict[str, float]] = {}
-        for queue, channel, offered in self._live(self.waiting):
-            for scope in _contact_scopes(queue, channel):
-                gauges = live.setdefault(scope, {})
-                gauges["waiting"] = gauges.get("waiting", 0.0) + 1
-                gauges["oldest_offered"] = min(gauges.get("oldest_offered", offered), offered)
-        for queue, channel, score in self._live(self.sentiment):
-            for scope in _contact_scopes(queue, channel):
-                gauges = live.setdefault(scope, {})
-                gauges["sentiment_live"] = gauges.get("sentiment_live", 0.0) + 1
-                if score < negative_below:
-                    gauges["sentiment_negative"] = gauges.get("sentiment_negative", 0.0) + 1
+        if main:
+            for queue, channel, offered in self._live(self.waiting):
+                for scope in _contact_scopes(queue, channel):
+                    gauges = live.setdefault(scope, {})
+                    gauges["waiting"] = gauges.get("waiting", 0.0) + 1
+                    gauges["oldest_offered"] = min(gauges.get("oldest_offered", offered), offered)
+            for queue, channel, score in self._live(self.sentiment):
+                for scope in _contact_scopes(queue, channel):
+                    gauges = live.setdefault(scope, {})
+                    gauges["sentiment_live"] = gauges.get("sentiment_live", 0.0) + 1
+                    if score < negative_below:
+                        gauges["sentiment_negative"] = gauges.get("sentiment_negative", 0.0) + 1
         for agent, record in self.agents():
             name = AGENT_GAUGES.get(record.get("st") or "")
             if reference - record.get("last", reference) > stale_seconds and record.get("st") != "offline":
                 name = "agents_stale"
             if name is None:
                 continue
-            for scope in ("all", f"agent:{agent}", *(f"queue:{q}" for q in record.get("q", []))):
+            for scope in _agent_scopes(agent, record, main, agent_lane(agent) in chosen):
                 gauges = live.setdefault(scope, {})
                 gauges[name] = gauges.get(name, 0.0) + 1
         return live
 
-    def ongoing_agent_time(self, windows: dict[str, tuple[float, float]]) -> dict[str, dict[str, aggregates.Agg]]:
-        """Time agents have spent in their current state inside each window, by scope."""
+    def ongoing_agent_time(
+        self, windows: dict[str, tuple[float, float]], lanes: Iterable[str] | None = None
+    ) -> dict[str, dict[str, aggregates.Agg]]:
+        """Time agents have spent in their current state inside each window, by scope
+        (only the scopes of ``lanes``; None: every scope)."""
+        chosen = wanted(lanes)
+        main = MAIN in chosen
         out: dict[str, dict[str, aggregates.Agg]] = {}
         for agent, record in self.agents():
             counter = AGENT_TIME.get(record.get("st") or "")
             if counter is None:
+                continue
+            names = _agent_scopes(agent, record, main, agent_lane(agent) in chosen)
+            if not names:
                 continue
             for window, (start, end) in windows.items():
                 seconds = end - max(start, record["since"])
                 if seconds <= 0:
                     continue
                 scoped = out.setdefault(window, {})
-                for scope in ("all", f"agent:{agent}", *(f"queue:{q}" for q in record.get("q", []))):
-                    aggregates.add(scoped.setdefault(scope, {}), ((counter, seconds),))
+                for scope in names:  # seconds > 0: aggregates.add without its loop
+                    agg = scoped.get(scope)
+                    if agg is None:
+                        scoped[scope] = {counter: 0.0 + seconds}
+                    else:
+                        agg[counter] = agg.get(counter, 0.0) + seconds
         return out
+
+
+def _agent_scopes(agent: str, record: Record, main: bool, own: bool) -> list[str]:
+    """The scopes an agent's state counts in: ``all`` and its queues (main lane), its own."""
+    names = ["all", *(f"queue:{q}" for q in record.get("q", []))] if main else []
+    if own:
+        names.insert(1 if main else 0, f"agent:{agent}")
+    return names
 
 
 AGENT_GAUGES = {

@@ -5,18 +5,23 @@ worker writes the partials of the partitions it owns into one Redis hash (a fiel
 stage partition, absolute values) and reads everyone's back. A partition keeps its last
 partial while it moves between workers, and its new owner overwrites it: nothing doubles.
 When Redis is unreachable the worker carries on with its own partials.
+
+Partials are per lane (stream/lanes.py): the main lane's field is ``<stage>:<partition>``,
+an agent lane's ``<stage>:<partition>:<lane>``. A publish writes and reads only the lanes it
+recomputes, so it decodes the main lane and one agent slice, not every agent.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from stream.lanes import LANES, MAIN
 from stream.snapshot import Partial
 
 log = logging.getLogger(__name__)
@@ -32,16 +37,22 @@ class PartialExchange:
         self.ttl_seconds = ttl_seconds
         self.healthy = True
 
-    async def swap(self, local: Iterable[Partial]) -> list[Partial] | None:
-        """Write our partials and return everyone's, or None if Redis is unreachable."""
+    async def swap(self, local: Iterable[Partial], lanes: Sequence[str] = LANES) -> list[Partial] | None:
+        """Write our partials and return everyone's of ``lanes``, or None if Redis is unreachable."""
         local = list(local)
-        mapping = {f"{p['stage']}:{p['partition']}": orjson.dumps(p) for p in local}
+        mapping = {field_name(p): orjson.dumps(p) for p in local}
+        wanted = [
+            field_name({"stage": stage, "partition": partition, "lane": lane})
+            for lane in lanes
+            for stage in ("contacts", "customers")
+            for partition in range(self.partitions)
+        ]
         try:
             async with self.client.pipeline(transaction=True) as pipe:
                 if mapping:
                     pipe.hset(self.key, mapping=mapping)  # type: ignore[arg-type]
                     pipe.expire(self.key, self.ttl_seconds)
-                pipe.hgetall(self.key)
+                pipe.hmget(self.key, wanted)
                 replies: list[Any] = await pipe.execute()
         except (RedisError, OSError) as exc:
             if self.healthy:
@@ -51,14 +62,15 @@ class PartialExchange:
         if not self.healthy:
             log.info("partial exchange: Redis is back")
         self.healthy = True
-        return self._decode(replies[-1], {f"{p['stage']}:{p['partition']}" for p in local}, local)
-
-    def _decode(self, raw: dict[bytes, bytes], mine: set[str], local: list[Partial]) -> list[Partial]:
         out = list(local)
-        for field, value in raw.items():
-            name = field.decode()
-            stage, _, partition = name.partition(":")
-            if name in mine or not partition.isdigit() or int(partition) >= self.partitions:
-                continue
-            out.append(orjson.loads(value))
+        for name, value in zip(wanted, replies[-1], strict=True):
+            if value is not None and name not in mapping:
+                out.append(orjson.loads(value))
         return out
+
+
+def field_name(partial: Partial) -> str:
+    """The exchange hash's field of a partial: ``contacts:3``, ``contacts:3:a5``."""
+    lane = partial.get("lane", MAIN)
+    base = f"{partial['stage']}:{partial['partition']}"
+    return base if lane == MAIN else f"{base}:{lane}"

@@ -20,6 +20,7 @@ import orjson
 from aiokafka.partitioner import murmur2
 
 from stream.exchange import PartialExchange
+from stream.lanes import MAIN, rotation
 from stream.pipeline import Pipeline
 from stream.settings import Settings
 from stream.snapshot import (
@@ -33,6 +34,7 @@ from stream.snapshot import (
     merge_totals,
     window_bounds,
 )
+from stream.windows import WINDOWS
 
 log = logging.getLogger(__name__)
 Fence = Callable[[], bool]
@@ -100,7 +102,10 @@ class Runtime:
     sink_health: dict[str, float] = field(default_factory=dict)
     last_snapshot: Snapshot | None = None
     next_publish_at: float = 0.0  # time.monotonic() before which the timer skips a tick
-    kpi_memo: dict[Any, Any] = field(default_factory=dict)  # stream/snapshot.py kpis_by_window
+    kpi_memo: dict[str, Any] = field(default_factory=dict)  # lane -> stream/snapshot.py kpis_by_window memo
+    lane_kpis: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # lane -> window -> scope -> KPIs
+    publishes: int = 0  # snapshots built: whose turn it is among the agent lanes
+    build_seconds: float = 0.0  # time the last publish spent building its snapshot
 
     async def ingest(self, batch: Sequence[tuple[int, int, bytes | None]], current: Fence = _always) -> bool:
         """Process one batch of input messages end to end; False if a rebalance fenced it off.
@@ -144,19 +149,22 @@ class Runtime:
         """Say whether the publish timer should build a snapshot now.
 
         Publishing is capped at PUBLISH_DUTY of the worker's time: a snapshot that took
-        0.4 s (thousands of scopes during a replay) is followed by 1.2 s for the events.
+        0.4 s to build (thousands of scopes during a replay) is followed by 1.2 s for the
+        events. What counts is the time spent building it (partials and KPIs, which hold
+        the event loop), not the wall time of the whole publish: while a publish waits on
+        Redis the loop runs batches, and counting those made a busy worker publish less.
         A cheap snapshot still goes out every ``publish_interval_seconds``.
         """
         return monotonic_now >= self.next_publish_at
 
     async def tick(self, contact_partitions: Iterable[int], customer_partitions: Iterable[int], leader: bool) -> Snapshot:
         """Build a snapshot of every KPI and hand it to every sink."""
-        started = time.monotonic()
+        self.build_seconds = 0.0
         try:
             return await self._tick(contact_partitions, customer_partitions, leader)
         finally:
-            took = time.monotonic() - started
-            self.next_publish_at = time.monotonic() + took * (1.0 / PUBLISH_DUTY - 1.0)
+            pause = self.build_seconds * (1.0 / PUBLISH_DUTY - 1.0)
+            self.next_publish_at = time.monotonic() + pause
 
     async def _tick(self, contact_partitions: Iterable[int], customer_partitions: Iterable[int], leader: bool) -> Snapshot:
         now = self.clock()
@@ -164,12 +172,18 @@ class Runtime:
         customers = [self.pipeline.customer_state(p) for p in sorted(customer_partitions)]
         data_wm = max([s.watermark for s in contacts] + [self.global_watermark])
         watermark = self._effective(data_wm, now)
-        local = self._partials(contacts, customers, watermark, now)
-        everyone = await self.exchange.swap(local) if self.exchange else None
+        lanes = rotation(self.publishes)  # main and one agent slice (stream/lanes.py)
+        self.publishes += 1
+        started = time.perf_counter()
+        local = [p for lane in lanes for p in self._partials(contacts, customers, watermark, now, (lane,))]
+        self.build_seconds += time.perf_counter() - started
+        everyone = await self.exchange.swap(local, lanes) if self.exchange else None
         partials = everyone if everyone is not None else local
         self.global_watermark = max([p["wm"] for p in partials if p["stage"] == "contacts"] + [data_wm])
         watermark = max(watermark, self._effective(self.global_watermark, now))
-        snapshot = self._snapshot(partials, local, watermark, now, leader)
+        started = time.perf_counter()
+        snapshot = self._snapshot(partials, local, watermark, now, leader, lanes)
+        self.build_seconds += time.perf_counter() - started
         await self._publish(snapshot)
         self.last_snapshot = snapshot
         return snapshot
@@ -178,28 +192,52 @@ class Runtime:
         lateness = self.settings.allowed_lateness_seconds
         return effective_watermark(data_wm, now, self.settings.live, lateness)
 
-    def _partials(self, contacts: list[Any], customers: list[Any], watermark: float, now: float) -> list[Partial]:
+    def _partials(
+        self, contacts: list[Any], customers: list[Any], watermark: float, now: float,
+        lanes: Sequence[str] | None = None,
+    ) -> list[Partial]:
         s = self.settings
-        out = [contact_partial(c, watermark, now, s.agent_stale_seconds, s.sentiment_negative_below) for c in contacts]
-        out += [customer_partial(c, watermark, now) for c in customers]
+        out = [
+            contact_partial(c, watermark, now, s.agent_stale_seconds, s.sentiment_negative_below, lanes)
+            for c in contacts
+        ]
+        out += [customer_partial(c, watermark, now, lanes) for c in customers]
         return out
 
-    def _snapshot(self, partials: list[Partial], local: list[Partial], watermark: float, now: float, leader: bool) -> Snapshot:
-        pipeline = merge_counters(local)
+    def _snapshot(
+        self, partials: list[Partial], local: list[Partial], watermark: float, now: float,
+        leader: bool, lanes: Sequence[str] | None = None,
+    ) -> Snapshot:
+        """The snapshot of a publish. ``lanes``: the lanes the partials hold, one partial a
+        lane (None: every scope in each partial); the other lanes' scopes keep the KPIs
+        they were last given."""
+        main = [p for p in partials if "lane" not in p]
+        pipeline = merge_counters([p for p in local if "lane" not in p])
         pipeline.update(self.sink_health)
+        if lanes is None:
+            windows = kpis_by_window(partials, watermark, self.kpi_memo.setdefault("*", {}))
+        else:
+            for lane in lanes:
+                mine = main if lane == MAIN else [p for p in partials if p.get("lane") == lane]
+                memo = self.kpi_memo.setdefault(lane, {})
+                self.lane_kpis[lane] = kpis_by_window(mine, watermark, memo, main=lane == MAIN)
+            windows = {window: {} for window in WINDOWS}
+            for by_window in self.lane_kpis.values():
+                for window, scoped in by_window.items():
+                    windows[window].update(scoped)
         return Snapshot(
             app_id=self.settings.app_id,
             watermark=watermark,
             generated_at=now,
-            windows=kpis_by_window(partials, watermark, self.kpi_memo),
+            windows=windows,
             bounds=window_bounds(self.pipeline.window_clock, watermark),
-            totals=merge_totals(local),
+            totals=merge_totals([p for p in local if "lane" not in p]),
             histogram_bounds=self.pipeline.bounds,
             pipeline=pipeline,
-            sl_thresholds=self._thresholds(partials),
-            sl_targets=self._targets(partials),
+            sl_thresholds=self._thresholds(main),
+            sl_targets=self._targets(main),
             leader=leader,
-            partitions_seen=len(partials),
+            partitions_seen=len(main),
         )
 
     def _thresholds(self, partials: list[Partial]) -> dict[str, float]:

@@ -84,7 +84,7 @@ class Settings:
     live: bool = _doc(
         "Live mode: the watermark never lags the wall clock by more than the lateness.", True
     )
-    publish_interval_seconds: float = _doc("How often snapshots are published, seconds.", 0.5)
+    publish_interval_seconds: float = _doc("How often snapshots are published, seconds.", 0.25)
     heartbeat_seconds: float = _doc("Publish at least this often even if nothing changed.", 5.0)
     short_abandon_seconds: float = _doc(
         "Default short-abandon threshold: abandons with wait below it, seconds.", 5.0

@@ -37,20 +37,37 @@ def representative(index: int) -> float:
     return 2 * GAMMA**index / (GAMMA + 1)
 
 
+_representatives: dict[str, float] = {ZERO_KEY: 0.0}
+
+
+def _value(key: str) -> float:
+    found = _representatives.get(key)
+    if found is None:
+        found = _representatives[key] = representative(int(key[len(PREFIX) :]))
+    return found
+
+
 def quantile(agg: Mapping[str, float], q: float) -> float | None:
     """Return the q-quantile (0..1) of the samples in ``agg``'s sketch, or None if empty."""
-    counts: list[tuple[float, float]] = []
-    for key, count in agg.items():
-        if key.startswith(PREFIX) and count > 0:
-            value = 0.0 if key == ZERO_KEY else representative(int(key[len(PREFIX) :]))
-            counts.append((value, count))
+    return quantiles(agg, (q,))[0]
+
+
+def quantiles(agg: Mapping[str, float], qs: tuple[float, ...]) -> list[float | None]:
+    """Return several quantiles of ``agg``'s sketch at once (its buckets sorted once)."""
+    counts = sorted(
+        (_value(key), count) for key, count in agg.items() if key.startswith(PREFIX) and count > 0
+    )
     total = sum(count for _, count in counts)
     if total <= 0:
-        return None
-    rank = math.floor(q * (total - 1))
-    seen = 0.0
-    for value, count in sorted(counts):
-        seen += count
-        if seen > rank:
-            return value
-    return counts[-1][0]
+        return [None] * len(qs)
+    out: list[float | None] = []
+    for q in qs:
+        rank = math.floor(q * (total - 1))
+        seen, found = 0.0, counts[-1][0]
+        for value, count in counts:
+            seen += count
+            if seen > rank:
+                found = value
+                break
+        out.append(found)
+    return out

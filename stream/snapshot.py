@@ -8,13 +8,14 @@ addition into one ``Snapshot``: every KPI of every scope and window, by canonica
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from stream import aggregates
 from stream.contacts import ContactState
 from stream.customers import CustomerState
+from stream.lanes import MAIN
 from stream.windows import WINDOWS, WindowClock
 
 Partial = dict[str, Any]
@@ -65,54 +66,75 @@ def window_bounds(clock: WindowClock, watermark: float) -> dict[str, tuple[float
 
 
 def contact_partial(
-    state: ContactState, watermark: float, now: float, stale_seconds: float, negative_below: float
+    state: ContactState, watermark: float, now: float, stale_seconds: float, negative_below: float,
+    lanes: Sequence[str] | None = None,
 ) -> Partial:
-    """One stage 1 partition's contribution at a watermark."""
-    windows = state.window_partials(watermark)
-    ongoing = state.ongoing_agent_time(window_bounds(state.clock, watermark))
+    """One stage 1 partition's contribution at a watermark (only the scopes of ``lanes``,
+    stream/lanes.py; None: every scope). Totals and counters come with the main lane."""
+    windows = state.window_partials(watermark, lanes)
+    ongoing = state.ongoing_agent_time(window_bounds(state.clock, watermark), lanes)
     for window, scoped in ongoing.items():
         for scope, agg in scoped.items():
             aggregates.merge(windows[window].setdefault(scope, {}), agg)
-    return {
+    partial: Partial = {
         "stage": "contacts",
         "partition": state.partition,
         "wm": state.watermark,
         "at": watermark,
         "windows": windows,
-        "live": state.live_partials(watermark, stale_seconds, negative_below),
-        "totals": state.totals(),
-        "counters": dict(state.meta["n"]),
+        "live": state.live_partials(watermark, stale_seconds, negative_below, lanes),
         "updated": now,
     }
+    return _with_main(partial, lanes, state.totals(), state.meta["n"])
 
 
-def customer_partial(state: CustomerState, watermark: float, now: float) -> Partial:
-    """One stage 2 partition's contribution at a watermark."""
-    return {
+def customer_partial(
+    state: CustomerState, watermark: float, now: float, lanes: Sequence[str] | None = None
+) -> Partial:
+    """One stage 2 partition's contribution at a watermark (see ``contact_partial``)."""
+    partial: Partial = {
         "stage": "customers",
         "partition": state.partition,
         "wm": state.watermark,
         "at": watermark,
-        "windows": state.window_partials(watermark),
+        "windows": state.window_partials(watermark, lanes),
         "live": {},
-        "totals": state.totals(),
-        "customers_active": state.customers_active(),
-        "counters": dict(state.meta["n"]),
         "updated": now,
     }
+    if lanes is None or MAIN in lanes:
+        partial["customers_active"] = state.customers_active()
+    return _with_main(partial, lanes, state.totals(), state.meta["n"])
 
 
-def merge_windows(partials: Iterable[Partial]) -> dict[str, dict[str, aggregates.Agg]]:
-    """Add up the window aggregates of many partials."""
+def _with_main(partial: Partial, lanes: Sequence[str] | None, totals: Any, counters: Any) -> Partial:
+    if lanes is None or MAIN in lanes:
+        partial["totals"] = totals
+        partial["counters"] = dict(counters)
+    else:
+        partial["lane"] = ",".join(lanes)
+    return partial
+
+
+def merge_windows(
+    partials: Iterable[Partial], customers: bool = True
+) -> dict[str, dict[str, aggregates.Agg]]:
+    """Add up the window aggregates of many partials (``customers``: give ``all`` the
+    customers active at the end, as the main lane does)."""
     merged: dict[str, dict[str, aggregates.Agg]] = {window: {} for window in WINDOWS}
     customers_active = 0.0
     for partial in partials:
         customers_active += partial.get("customers_active", 0.0)
         for window, scoped in partial["windows"].items():
+            into = merged[window]
             for scope, agg in scoped.items():
-                aggregates.merge(merged[window].setdefault(scope, {}), agg)
-    for scoped in merged.values():
-        scoped.setdefault("all", {})["customers_end"] = customers_active
+                target = into.get(scope)
+                if target is None:
+                    into[scope] = dict(agg)  # values are floats: as merging into {} would
+                else:
+                    aggregates.merge(target, agg)
+    if customers:
+        for scoped in merged.values():
+            scoped.setdefault("all", {})["customers_end"] = customers_active
     return merged
 
 
@@ -152,7 +174,7 @@ Memo = dict[tuple[str, str], tuple[aggregates.Agg, dict[str, float], float, dict
 
 
 def kpis_by_window(
-    partials: list[Partial], watermark: float, memo: Memo | None = None
+    partials: list[Partial], watermark: float, memo: Memo | None = None, main: bool = True
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Every KPI of every scope and window from merged partials.
 
@@ -161,8 +183,10 @@ def kpis_by_window(
     when somebody waits, whose watermark is too) gets the very same KPI dict again, without
     computing it, and the Redis sink sees by identity that it has nothing to write. During a
     live day most scopes are unchanged from one publish to the next.
+
+    ``main``: the partials hold the main lane (stream/lanes.py), not only agent scopes.
     """
-    windows = merge_windows(partials)
+    windows = merge_windows(partials, customers=main)
     live = merge_live(partials)
     remembered: Memo = {} if memo is None else memo
     kept: Memo = {}

@@ -1,0 +1,115 @@
+"""Publish lanes (stream/lanes.py): recomputing a lane at a time never changes a KPI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import orjson
+import pytest
+
+from ccpulse.simulator.defaults import default_scenario
+from ccpulse.simulator.engine import generate
+from stream import lanes, snapshot
+from stream.exchange import field_name
+from stream.pipeline import Pipeline
+from stream.runtime import Runtime
+from tests.stream.harness import T0, settings
+
+
+def test_every_agent_scope_has_one_agent_lane_and_the_rest_are_main() -> None:
+    agents = [f"agent:a{n}" for n in range(400)]
+    for scope in agents:
+        assert lanes.lane(scope) in lanes.AGENT_LANES
+        assert lanes.lane(scope) == lanes.agent_lane(scope.removeprefix("agent:"))
+    used = {lanes.lane(scope) for scope in agents}
+    assert used == set(lanes.AGENT_LANES)  # 400 agents spread over all eight slices
+    for scope in ("all", "queue:agent:x", "channel:voice", "queue:q|channel:chat"):
+        assert lanes.lane(scope) == lanes.MAIN
+
+
+def test_rotation_visits_every_agent_lane_with_the_main_lane() -> None:
+    seen = [lanes.rotation(n) for n in range(lanes.AGENT_SLICES)]
+    assert all(first == lanes.MAIN for first, _ in seen)
+    assert sorted(second for _, second in seen) == sorted(lanes.AGENT_LANES)
+
+
+def _pipeline(partitions: int = 2) -> Pipeline:
+    scenario = default_scenario(queues=3, channels=("voice", "chat"), agents=24)
+    events = list(generate(scenario, seed=5, start=T0, duration_seconds=2 * 3600))
+    pipeline = Pipeline(settings())
+    for n, event in enumerate(events):
+        partition = n % partitions
+        pipeline.process([(partition, n, orjson.dumps(event))])
+    return pipeline
+
+
+def _union(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in parts:
+        for name, scoped in part.items():
+            for scope, value in scoped.items():
+                assert scope not in out.get(name, {}), f"{scope} in two lanes"
+                out.setdefault(name, {})[scope] = value
+    return out
+
+
+@pytest.mark.parametrize("shift", [0.0, -45.0, 317.0])
+def test_the_lanes_of_a_partial_add_up_to_the_whole_partial(shift: float) -> None:
+    pipeline = _pipeline()
+    for state in pipeline.contacts.values():
+        wm = state.watermark + shift
+        whole = snapshot.contact_partial(state, wm, wm, 1800.0, -0.05)
+        by_lane = [snapshot.contact_partial(state, wm, wm, 1800.0, -0.05, (lane,)) for lane in lanes.LANES]
+        assert _union([p["windows"] for p in by_lane]) == whole["windows"]
+        assert _union([{"live": p["live"]} for p in by_lane]) == {"live": whole["live"]}
+        main = [p for p in by_lane if "lane" not in p]
+        assert len(main) == 1 and main[0]["totals"] == whole["totals"]
+        assert all(p["lane"] in lanes.AGENT_LANES for p in by_lane if p is not main[0])
+        assert any(scope.startswith("agent:") for scope in whole["windows"]["1h"])
+
+
+class _Discard:
+    async def send(self, **_: Any) -> Any:
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def write(self, writes: Any, current: Any) -> None:
+        pass
+
+    def busy(self) -> Any:
+        return contextlib.nullcontext()
+
+    def keep(self, partition: int, records: Any) -> None:
+        pass
+
+    def replay(self, partition: int) -> None:
+        pass
+
+
+def test_after_a_round_of_lanes_the_snapshot_equals_the_every_scope_one() -> None:
+    pipeline = _pipeline()
+    discard = _Discard()
+    runtime = Runtime(settings(), pipeline, discard, discard, discard, discard)
+    wm = max(state.watermark for state in pipeline.contacts.values())
+    runtime.global_watermark = wm
+    parts = list(pipeline.contacts), list(pipeline.customers)
+    first = asyncio.run(runtime.tick(*parts, leader=True))
+    agent_scopes = {s for s in first.windows["1h"] if s.startswith("agent:")}
+    assert agent_scopes and {lanes.lane(s) for s in agent_scopes} == {lanes.rotation(0)[1]}
+    for _ in range(lanes.AGENT_SLICES - 1):
+        last = asyncio.run(runtime.tick(*parts, leader=True))
+    whole = snapshot.kpis_by_window(
+        [snapshot.contact_partial(c, wm, wm, 1800.0, -0.05) for c in pipeline.contacts.values()]
+        + [snapshot.customer_partial(c, wm, wm) for c in pipeline.customers.values()],
+        wm,
+    )
+    assert {w: dict(s) for w, s in last.windows.items()} == whole
+
+
+def test_exchange_fields_name_the_agent_lane() -> None:
+    assert field_name({"stage": "contacts", "partition": 3}) == "contacts:3"
+    assert field_name({"stage": "customers", "partition": 0, "lane": "main"}) == "customers:0"
+    assert field_name({"stage": "contacts", "partition": 1, "lane": "a5"}) == "contacts:1:a5"
