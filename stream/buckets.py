@@ -20,6 +20,8 @@ an event skip it, the others take it. Nothing is lost, nothing counts twice.
 
 from __future__ import annotations
 
+import itertools
+import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -78,8 +80,8 @@ class BucketState:
         self._blocks: dict[int, dict[str, dict[str, aggregates.Agg]]] = {}
         self._fine_lanes: dict[int, dict[str, dict[str, aggregates.Agg]]] = {}
         self._interval_lanes: dict[int, dict[str, dict[str, aggregates.Agg]]] = {}
-        self._closed: tuple[tuple[float, int], dict[str, dict[str, aggregates.Agg]]] | None = None
-        self._older: dict[str, tuple[range, dict[str, dict[str, aggregates.Agg]]]] = {}
+        self._closed: tuple[tuple[float, int], Remembered] | None = None
+        self._older: dict[str, tuple[range, Remembered]] = {}
 
     # -- keys and records -------------------------------------------------------------
     def key(self, kind: str, ident: str | int) -> str:
@@ -299,7 +301,7 @@ class BucketState:
                 start = int(ident)
                 self._blocks.pop(start - start % BLOCK_SECONDS, None)
                 self._fine_lanes.pop(start, None)
-                for window, (spanned, _) in list(self._older.items()):
+                for window, (spanned, _) in list(self._older.items()):  # noqa: B007
                     if start in spanned:
                         del self._older[window]
             elif kind == "i":
@@ -318,48 +320,62 @@ class BucketState:
     def window_partials(
         self, watermark: float, lanes: Iterable[str] | None = None
     ) -> dict[str, dict[str, aggregates.Agg]]:
-        """Merge this partition's buckets into {window: {scope: aggregate}} at a watermark.
+        """Merge this partition's buckets into {window: {scope: aggregate}} at a watermark
+        (``window_layers`` put together; every aggregate returned is a new dict)."""
+        return compose([self.window_layers(watermark, lanes)])
 
-        Only the scopes of ``lanes`` (stream/lanes.py; None: every scope) are returned.
-        A rolling window adds up the sums of the whole five-minute blocks it spans and the
-        single buckets at its edges; ``today`` adds the sum of the day's closed intervals and
-        the current one. A sum is remembered until one of its buckets changes, and buckets
-        and sums are kept split by lane, so a lane costs what its own scopes cost: the 1 h
-        window spans 120 fine buckets but about 12 blocks and 10 edge buckets. Whether a sum
-        was remembered never changes the result: the same parts are added in the same order.
-        Every aggregate returned is a new dict.
+    def window_layers(self, watermark: float, lanes: Iterable[str] | None = None) -> Layers:
+        """This partition's windows at a watermark, as layers that ``compose`` adds up.
+
+        Only the scopes of ``lanes`` (stream/lanes.py; None: every scope). A rolling window
+        is the remembered sum of its buckets before the newest (``older``) plus the newest
+        fine bucket (``fine``, the same for the three rolling windows); ``today`` is the
+        remembered sum of the day's closed intervals plus the current interval
+        (``current``), and ``interval`` the current interval alone. A remembered sum has a
+        token that changes whenever the sum is added up anew, so a reader that merges many
+        partitions can keep its own sum of their ``older`` layers while no token changes.
+        Live, only ``fine`` and ``current`` change between two publishes.
+
+        Sums are remembered until one of their buckets changes, and a rolling window's
+        ``older`` adds the sums of the whole five-minute blocks it spans and the single
+        buckets at its edges (the 1 h window spans 120 fine buckets but about 12 blocks and
+        10 edge buckets). Whether a sum was remembered never changes the result: the same
+        parts are added in the same order. The layers share the state's dicts: read them,
+        never change them.
         """
         self._forget_blocks(self.dirty)  # changed since the last flush (tests, not the worker)
         chosen = wanted_lanes(lanes)
-        out: dict[str, dict[str, aggregates.Agg]] = {}
+        older: dict[str, list[Any]] = {}
+        buckets = range(0)
         for window in ("5m", "15m", "1h"):
             buckets = self.clock.rolling_buckets(window, watermark)
-            parts = [self._older_parts(window, buckets[:-1])]
-            if buckets[-1] in self.fine:
-                parts.append(self._fine_split(buckets[-1]))
-            out[window] = _merge_lanes(parts, chosen)
+            token, split = self._older_parts(window, buckets[:-1])
+            older[window] = [token, _pick(split, chosen)]
         day = self.clock.day_start(watermark)
         current = self.clock.interval_start(watermark)
-        today = [self._closed_intervals(day, current)]
-        if current in self.intervals:
-            today.append(self._interval_split(current))
-        out["today"] = _merge_lanes(today, chosen)
-        out["interval"] = _merge_lanes(today[1:], chosen)
-        return out
+        token, split = self._closed_intervals(day, current)
+        older["today"] = [token, _pick(split, chosen)]
+        newest = buckets[-1]
+        return {
+            "older": older,
+            "fine": _pick(self._fine_split(newest), chosen) if newest in self.fine else {},
+            "current": _pick(self._interval_split(current), chosen) if current in self.intervals else {},
+        }
 
-    def _older_parts(self, window: str, spanned: range) -> dict[str, dict[str, aggregates.Agg]]:
+    def _older_parts(self, window: str, spanned: range) -> Remembered:
         """The sum of a rolling window's buckets before its newest, by lane (remembered).
 
         Live, only the newest bucket changes from one publish to the next: the rest of the
         window is added up once each time the window moves by a bucket (30 s), or when a
-        late event changes one of its buckets, and the newest bucket is added to that sum.
+        late event changes one of its buckets.
         """
         found = self._older.get(window)
         if found is not None and found[0] == spanned:
             return found[1]
         merged = split_lanes(_merge_lanes(self._rolling_parts(spanned), LANES))
-        self._older[window] = (spanned, merged)
-        return merged
+        remembered = (_token(), merged)
+        self._older[window] = (spanned, remembered)
+        return remembered
 
     def _rolling_parts(self, wanted: range) -> list[dict[str, dict[str, aggregates.Agg]]]:
         """A rolling window's parts, in time order: whole blocks' sums and edge buckets."""
@@ -398,20 +414,91 @@ class BucketState:
             found = self._interval_lanes[start] = split_lanes(self.intervals[start]["s"])
         return found
 
-    def _closed_intervals(self, day: float, current: int) -> dict[str, dict[str, aggregates.Agg]]:
+    def _closed_intervals(self, day: float, current: int) -> Remembered:
         """The sum of today's intervals before the current one, by lane (remembered)."""
         if self._closed is not None and self._closed[0] == (day, current):
             return self._closed[1]
         starts = sorted(s for s in self.intervals if day <= s < current)
-        merged = split_lanes(_merge_scoped(self.intervals[s]["s"] for s in starts))
-        self._closed = ((day, current), merged)
-        return merged
+        remembered = (_token(), split_lanes(_merge_scoped(self.intervals[s]["s"] for s in starts)))
+        self._closed = ((day, current), remembered)
+        return remembered
 
     def totals(self) -> dict[str, aggregates.Agg]:
         """Cumulative aggregates by queue×channel since the beginning (for counters)."""
         record = self.records.get(self.key("t", "totals"))
         return record["s"] if record else {}
 
+
+
+Layers = dict[str, Any]  # BucketState.window_layers: {"older", "fine", "current"}
+Remembered = tuple[str, dict[str, dict[str, aggregates.Agg]]]  # (token, {lane: {scope: agg}})
+ROLLING = ("5m", "15m", "1h")
+_TOKENS = itertools.count()
+_PROCESS = secrets.token_hex(4)  # tokens differ between processes, and so between workers
+
+
+def _token() -> str:
+    return f"{_PROCESS}-{next(_TOKENS)}"
+
+
+def _pick(split: dict[str, dict[str, aggregates.Agg]], chosen: tuple[str, ...]) -> dict[str, aggregates.Agg]:
+    """The scopes of the chosen lanes of a split (one lane: its own dict, shared)."""
+    if len(chosen) == 1:
+        return split.get(chosen[0], {})
+    out: dict[str, aggregates.Agg] = {}
+    for name in chosen:
+        out.update(split.get(name, {}))
+    return out
+
+
+def compose(
+    layered: list[Layers], cache: dict[str, tuple[tuple[str, ...], dict[str, aggregates.Agg]]] | None = None
+) -> dict[str, dict[str, aggregates.Agg]]:
+    """Add up the window layers of many partitions into {window: {scope: aggregate}}.
+
+    A window is the sum of the partitions' ``older`` layers (kept in ``cache`` while their
+    tokens are the same: live, they change every 30 s) plus the sum of their newest layer.
+    Every aggregate returned is a new dict; the layers are left as they are.
+    """
+    fine = _sum([layers["fine"] for layers in layered])
+    current = _sum([layers["current"] for layers in layered])
+    out: dict[str, dict[str, aggregates.Agg]] = {}
+    for window in (*ROLLING, "today"):
+        olders = [layers["older"][window] for layers in layered]
+        tokens = tuple(token for token, _ in olders)
+        kept = None if cache is None else cache.get(window)
+        if kept is not None and kept[0] == tokens:
+            base = kept[1]
+        else:
+            base = _sum([scoped for _, scoped in olders])
+            if cache is not None:
+                cache[window] = (tokens, base)
+        out[window] = _plus(base, current if window == "today" else fine)
+    out["interval"] = _plus(current, {})
+    return out
+
+
+def _sum(parts: list[dict[str, aggregates.Agg]]) -> dict[str, aggregates.Agg]:
+    total: dict[str, aggregates.Agg] = {}
+    for scoped in parts:
+        for scope, agg in scoped.items():
+            target = total.get(scope)
+            if target is None:
+                total[scope] = dict(agg)  # values are floats: as merging into {} would
+            else:
+                aggregates.merge(target, agg)
+    return total
+
+
+def _plus(base: dict[str, aggregates.Agg], more: dict[str, aggregates.Agg]) -> dict[str, aggregates.Agg]:
+    out = {scope: dict(agg) for scope, agg in base.items()}
+    for scope, agg in more.items():
+        target = out.get(scope)
+        if target is None:
+            out[scope] = dict(agg)
+        else:
+            aggregates.merge(target, agg)
+    return out
 
 
 def _write_rank(key: str) -> tuple[int, str]:

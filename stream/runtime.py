@@ -39,7 +39,8 @@ from stream.windows import WINDOWS
 log = logging.getLogger(__name__)
 Fence = Callable[[], bool]
 FACTS_PER_MESSAGE = 200  # customer facts packed into one message of the customer-facts topic
-PUBLISH_DUTY = 0.25  # at most this share of the worker's time goes to building snapshots
+PUBLISH_DUTY = 0.25  # at most this share of the worker's time goes to building snapshots ...
+PUBLISH_DUTY_KEEPING_UP = 0.5  # ... or this, while input batches come in less than half full
 
 
 def _always() -> bool:
@@ -105,7 +106,9 @@ class Runtime:
     kpi_memo: dict[str, Any] = field(default_factory=dict)  # lane -> stream/snapshot.py kpis_by_window memo
     lane_kpis: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # lane -> window -> scope -> KPIs
     publishes: int = 0  # snapshots built: whose turn it is among the agent lanes
+    older_sums: dict[str, Any] = field(default_factory=dict)  # lane -> stream/buckets.py compose cache
     build_seconds: float = 0.0  # time the last publish spent building its snapshot
+    batch_fill: float = 1.0  # the last input batch's size over CCPULSE_BATCH_SIZE
 
     async def ingest(self, batch: Sequence[tuple[int, int, bytes | None]], current: Fence = _always) -> bool:
         """Process one batch of input messages end to end; False if a rebalance fenced it off.
@@ -116,6 +119,7 @@ class Runtime:
         The whole batch counts as busy (``settle`` waits for it): from its first change to
         the state until the state either is in the changelog or has been forgotten.
         """
+        self.batch_fill = len(batch) / max(1, self.settings.batch_size)
         with self.contact_store.busy():
             result = self.pipeline.process(batch, topic=self.settings.input_topic)
             log.debug("batch of %d: %d dead letters, %d customer facts, %d writes", len(batch),
@@ -148,9 +152,11 @@ class Runtime:
     def publish_due(self, monotonic_now: float) -> bool:
         """Say whether the publish timer should build a snapshot now.
 
-        Publishing is capped at PUBLISH_DUTY of the worker's time: a snapshot that took
-        0.4 s to build (thousands of scopes during a replay) is followed by 1.2 s for the
-        events. What counts is the time spent building it (partials and KPIs, which hold
+        Publishing is capped at PUBLISH_DUTY of the worker's time while it is behind (its
+        input batches come in at least half full): a snapshot that took 0.4 s to build
+        (thousands of scopes during a replay) is followed by 1.2 s for the events. A worker
+        keeping up (smaller batches) has time to spare, and gives publishing up to
+        PUBLISH_DUTY_KEEPING_UP: a live worker then publishes about twice as often. What counts is the time spent building it (partials and KPIs, which hold
         the event loop), not the wall time of the whole publish: while a publish waits on
         Redis the loop runs batches, and counting those made a busy worker publish less.
         A cheap snapshot still goes out every ``publish_interval_seconds``.
@@ -163,7 +169,8 @@ class Runtime:
         try:
             return await self._tick(contact_partitions, customer_partitions, leader)
         finally:
-            pause = self.build_seconds * (1.0 / PUBLISH_DUTY - 1.0)
+            duty = PUBLISH_DUTY if self.batch_fill >= 0.5 else PUBLISH_DUTY_KEEPING_UP
+            pause = self.build_seconds * (1.0 / duty - 1.0)
             self.next_publish_at = time.monotonic() + pause
 
     async def _tick(self, contact_partitions: Iterable[int], customer_partitions: Iterable[int], leader: bool) -> Snapshot:
@@ -215,12 +222,13 @@ class Runtime:
         pipeline = merge_counters([p for p in local if "lane" not in p])
         pipeline.update(self.sink_health)
         if lanes is None:
-            windows = kpis_by_window(partials, watermark, self.kpi_memo.setdefault("*", {}))
+            memo, cache = self.kpi_memo.setdefault("*", {}), self.older_sums.setdefault("*", {})
+            windows = kpis_by_window(partials, watermark, memo, cache=cache)
         else:
             for lane in lanes:
                 mine = main if lane == MAIN else [p for p in partials if p.get("lane") == lane]
-                memo = self.kpi_memo.setdefault(lane, {})
-                self.lane_kpis[lane] = kpis_by_window(mine, watermark, memo, main=lane == MAIN)
+                memo, cache = self.kpi_memo.setdefault(lane, {}), self.older_sums.setdefault(lane, {})
+                self.lane_kpis[lane] = kpis_by_window(mine, watermark, memo, lane == MAIN, cache)
             windows = {window: {} for window in WINDOWS}
             for by_window in self.lane_kpis.values():
                 for window, scoped in by_window.items():

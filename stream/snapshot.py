@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream import aggregates
+from stream.buckets import compose
 from stream.contacts import ContactState
 from stream.customers import CustomerState
 from stream.lanes import MAIN
@@ -71,17 +72,13 @@ def contact_partial(
 ) -> Partial:
     """One stage 1 partition's contribution at a watermark (only the scopes of ``lanes``,
     stream/lanes.py; None: every scope). Totals and counters come with the main lane."""
-    windows = state.window_partials(watermark, lanes)
-    ongoing = state.ongoing_agent_time(window_bounds(state.clock, watermark), lanes)
-    for window, scoped in ongoing.items():
-        for scope, agg in scoped.items():
-            aggregates.merge(windows[window].setdefault(scope, {}), agg)
     partial: Partial = {
         "stage": "contacts",
         "partition": state.partition,
         "wm": state.watermark,
         "at": watermark,
-        "windows": windows,
+        "layers": state.window_layers(watermark, lanes),
+        "ongoing": state.ongoing_agent_time(window_bounds(state.clock, watermark), lanes),
         "live": state.live_partials(watermark, stale_seconds, negative_below, lanes),
         "updated": now,
     }
@@ -97,7 +94,7 @@ def customer_partial(
         "partition": state.partition,
         "wm": state.watermark,
         "at": watermark,
-        "windows": state.window_partials(watermark, lanes),
+        "layers": state.window_layers(watermark, lanes),
         "live": {},
         "updated": now,
     }
@@ -116,22 +113,25 @@ def _with_main(partial: Partial, lanes: Sequence[str] | None, totals: Any, count
 
 
 def merge_windows(
-    partials: Iterable[Partial], customers: bool = True
+    partials: Iterable[Partial], customers: bool = True, cache: dict[str, Any] | None = None
 ) -> dict[str, dict[str, aggregates.Agg]]:
     """Add up the window aggregates of many partials (``customers``: give ``all`` the
-    customers active at the end, as the main lane does)."""
-    merged: dict[str, dict[str, aggregates.Agg]] = {window: {} for window in WINDOWS}
+    customers active at the end, as the main lane does; ``cache``: kept by the caller from
+    one call to the next, see stream/buckets.py ``compose``)."""
+    partials = list(partials)
+    merged = compose([p["layers"] for p in partials if "layers" in p], cache)
     customers_active = 0.0
     for partial in partials:
         customers_active += partial.get("customers_active", 0.0)
-        for window, scoped in partial["windows"].items():
-            into = merged[window]
-            for scope, agg in scoped.items():
-                target = into.get(scope)
-                if target is None:
-                    into[scope] = dict(agg)  # values are floats: as merging into {} would
-                else:
-                    aggregates.merge(target, agg)
+        for name in ("windows", "ongoing"):  # "windows": a partial written before layers
+            for window, scoped in partial.get(name, {}).items():
+                into = merged[window]
+                for scope, agg in scoped.items():
+                    target = into.get(scope)
+                    if target is None:
+                        into[scope] = dict(agg)  # values are floats: as merging into {} would
+                    else:
+                        aggregates.merge(target, agg)
     if customers:
         for scoped in merged.values():
             scoped.setdefault("all", {})["customers_end"] = customers_active
@@ -174,7 +174,8 @@ Memo = dict[tuple[str, str], tuple[aggregates.Agg, dict[str, float], float, dict
 
 
 def kpis_by_window(
-    partials: list[Partial], watermark: float, memo: Memo | None = None, main: bool = True
+    partials: list[Partial], watermark: float, memo: Memo | None = None, main: bool = True,
+    cache: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Every KPI of every scope and window from merged partials.
 
@@ -184,9 +185,10 @@ def kpis_by_window(
     computing it, and the Redis sink sees by identity that it has nothing to write. During a
     live day most scopes are unchanged from one publish to the next.
 
-    ``main``: the partials hold the main lane (stream/lanes.py), not only agent scopes.
+    ``main``: the partials hold the main lane (stream/lanes.py), not only agent scopes;
+    ``cache``: the caller's, for ``merge_windows``.
     """
-    windows = merge_windows(partials, customers=main)
+    windows = merge_windows(partials, customers=main, cache=cache)
     live = merge_live(partials)
     remembered: Memo = {} if memo is None else memo
     kept: Memo = {}
