@@ -5,7 +5,9 @@ simulated center's events with ``ts`` = now at the target rate and, ten times a 
 probe: a ``contact.offered`` on queue ``bench_probe``, all probes on partition 0 so they are
 processed in the order sent. The main thread listens on ``<prefix>:v1:<app>:updates`` and,
 after each publish, reads ``offered`` of the ``5m`` hash of ``queue:bench_probe``: when it
-reads ``k``, probes 1..k are visible, and each one's latency is now - its send time.
+reads ``k``, probes 1..k are visible, and each one's latency is now - its send time. The
+same is read from the drill-down scope ``queue:bench_probe|channel:voice``, which the worker
+recomputes every fourth publish (stream/lanes.py), and reported beside it.
 """
 
 from __future__ import annotations
@@ -102,13 +104,15 @@ class Load(threading.Thread):
         producer.produce(self.topic, value=orjson.dumps(event), key=event_key(event), partition=0)
 
 
-def watch(load: Load, app_id: str, drain_seconds: float) -> dict[int, float]:
-    """Listen to the worker's publishes; return probe number -> seconds until visible."""
+def watch(load: Load, app_id: str, drain_seconds: float) -> tuple[dict[int, float], dict[int, float]]:
+    """Listen to the worker's publishes; return probe number -> seconds until visible, in
+    the queue's scope and in its queue×channel scope."""
     client = redis.Redis.from_url(REDIS_URL)
     base = f"{app_id}:v1:{app_id}:"
+    keys = (f"{base}kpi:5m:queue:{PROBE_QUEUE}", f"{base}kpi:5m:queue:{PROBE_QUEUE}|channel:voice")
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(f"{base}updates")
-    latencies: dict[int, float] = {}
+    found: tuple[dict[int, float], dict[int, float]] = ({}, {})
     deadline = math.inf
     try:
         while time.time() < deadline:
@@ -117,16 +121,17 @@ def watch(load: Load, app_id: str, drain_seconds: float) -> dict[int, float]:
             if pubsub.get_message(timeout=0.05) is None:
                 continue
             seen_at = time.time()
-            raw = client.hget(f"{base}kpi:5m:queue:{PROBE_QUEUE}", "offered")
-            visible = int(orjson.loads(raw)) if raw else 0
-            for k in range(len(latencies) + 1, min(visible, len(load.sent_at)) + 1):
-                latencies[k] = seen_at - load.sent_at[k - 1]
-            if not load.is_alive() and len(latencies) >= len(load.sent_at):
+            for key, latencies in zip(keys, found, strict=True):
+                raw = client.hget(key, "offered")
+                visible = int(orjson.loads(raw)) if raw else 0
+                for k in range(len(latencies) + 1, min(visible, len(load.sent_at)) + 1):
+                    latencies[k] = seen_at - load.sent_at[k - 1]
+            if not load.is_alive() and all(len(f) >= len(load.sent_at) for f in found):
                 break
     finally:
         pubsub.close()
         client.close()
-    return latencies
+    return found
 
 
 def measure(
@@ -151,9 +156,10 @@ def measure(
         time.sleep(3)  # let the group settle: the first assignment is not what we measure
         load = Load(topic, events, rate, seconds, app_id)
         load.start()
-        latencies = watch(load, app_id, drain_seconds)
+        latencies, drilldown = watch(load, app_id, drain_seconds)
         load.join(30)
         samples = [latencies.get(k, math.inf) for k in range(1, len(load.sent_at) + 1)]
+        cross = [drilldown.get(k, math.inf) for k in range(1, len(load.sent_at) + 1)]
         return {
             "target_rate": rate,
             "achieved_rate": load.background / max(load.elapsed, 1e-9),
@@ -163,6 +169,9 @@ def measure(
             "p50_ms": 1000 * percentile(samples, 0.5),
             "p99_ms": 1000 * percentile(samples, 0.99),
             "max_ms": 1000 * max(samples) if samples else math.nan,
+            "drilldown_p50_ms": 1000 * percentile(cross, 0.5),
+            "drilldown_p99_ms": 1000 * percentile(cross, 0.99),
+            "drilldown_unseen": sum(1 for s in cross if s == math.inf),
             "rss_bytes": worker.rss_bytes(),
         }
     finally:

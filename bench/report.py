@@ -100,8 +100,9 @@ def _lanes_rows(p: dict[str, Any]) -> list[str]:
     if "lanes_kpis_ms" not in p:
         return []
     return [
-        f"| partials, as the worker builds them: main lane + one agent slice of 8 | {p['lanes_partials_ms']:,.1f} |",
-        f"| KPIs of the main lane + one agent slice | {p['lanes_kpis_ms']:,.1f} "
+        f"| partials, as the worker builds them: main lane + one slice of agents and of queue×channel | "
+        f"{p['lanes_partials_ms']:,.1f} |",
+        f"| KPIs of the main lane + those slices | {p['lanes_kpis_ms']:,.1f} "
         f"({p['lanes_over_every_scope']:.2f}× the every-scope build) |",
     ]
 
@@ -121,6 +122,12 @@ def _freshness(f: dict[str, Any] | None) -> list[str]:
             f"{_ms(r['p99_ms'])} | {_ms(r['max_ms'])} | {r['unseen']} of {r['probes']} "
             f"(after {r['drain_seconds']:.0f} s) |"
         )
+        if "drilldown_p50_ms" in r:
+            out.append(
+                f"| … its queue×channel scope (recomputed every 4th publish) | | "
+                f"{_ms(r['drilldown_p50_ms'])} | {_ms(r['drilldown_p99_ms'])} | | "
+                f"{r['drilldown_unseen']} of {r['probes']} |"
+            )
     return [*out, ""]
 
 

@@ -146,7 +146,7 @@ class Suite:
                 rate, seconds, events, self.name(f"fr{rate}"), self.work
             )
             r = out[f"rate_{rate}"]
-            print(f"      {rate}/s: p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms", flush=True)
+            print(f"      {rate}/s: p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms (queue×channel p50 {r['drilldown_p50_ms']:.0f}, p99 {r['drilldown_p99_ms']:.0f} ms)", flush=True)
         return out
 
     def replay(self) -> dict[str, Any]:

@@ -159,17 +159,23 @@ class KpiHash(NamedTuple):
 
 
 def kpi_hashes(
-    base: str, snapshot: Snapshot, keys: dict[tuple[str, str], str] | None = None
+    base: str, snapshot: Snapshot, keys: dict[tuple[str, str], KpiHash] | None = None
 ) -> list[KpiHash]:
-    """Return one hash per window and scope of a snapshot (``keys``: a cache of their keys)."""
+    """Return one hash per window and scope of a snapshot.
+
+    ``keys``: a cache of the hashes made before; a scope whose KPI dict is the very one it
+    had (stream/snapshot.py keeps unchanged KPIs by identity, most agent and drill-down
+    scopes between their turns) gets its old hash back instead of a new one.
+    """
     keys = {} if keys is None else keys
     out = []
     for window, scoped in snapshot.windows.items():
         for scope, kpis in scoped.items():
-            key = keys.get((window, scope))
-            if key is None:
-                key = keys[(window, scope)] = kpi_key(base, window, scope)
-            out.append(KpiHash(window, scope, key, kpis))
+            made = keys.get((window, scope))
+            if made is None or made.kpis is not kpis:
+                key = made.key if made is not None else kpi_key(base, window, scope)
+                made = keys[(window, scope)] = KpiHash(window, scope, key, kpis)
+            out.append(made)
     return out
 
 
@@ -223,7 +229,7 @@ class RedisSink:
         # key -> KPIs Redis holds, as far as we know (cleared whenever we cannot know)
         self._written: dict[str, dict[str, bytes]] = {}
         self._keys: set[str] = set()  # keys we wrote and have not deleted, kept across failures
-        self._key_names: dict[tuple[str, str], str] = {}  # (window, scope) -> key
+        self._key_names: dict[tuple[str, str], KpiHash] = {}  # (window, scope) -> its last hash
         self._last_full: float | None = None
         self._backoff = 0.0
         self._next_try = 0.0

@@ -14,7 +14,7 @@ from typing import Any
 
 from stream import aggregates, lifecycle
 from stream.buckets import BucketState, Horizons, Record, split_span
-from stream.lanes import MAIN, agent_lane, wanted
+from stream.lanes import CROSS_LANES, MAIN, agent_lane, lane, wanted
 from stream.lifecycle import Fact, Rules
 from stream.models import AGENT_TYPES, CUSTOMER_TYPES, Event
 from stream.windows import WindowClock
@@ -222,14 +222,18 @@ class ContactState(BucketState):
         chosen = wanted(lanes)
         main = MAIN in chosen
         live: dict[str, dict[str, float]] = {}
-        if main:
+        if main or any(name in CROSS_LANES for name in chosen):
             for queue, channel, offered in self._live(self.waiting):
                 for scope in _contact_scopes(queue, channel):
+                    if lane(scope) not in chosen:
+                        continue
                     gauges = live.setdefault(scope, {})
                     gauges["waiting"] = gauges.get("waiting", 0.0) + 1
                     gauges["oldest_offered"] = min(gauges.get("oldest_offered", offered), offered)
             for queue, channel, score in self._live(self.sentiment):
                 for scope in _contact_scopes(queue, channel):
+                    if lane(scope) not in chosen:
+                        continue
                     gauges = live.setdefault(scope, {})
                     gauges["sentiment_live"] = gauges.get("sentiment_live", 0.0) + 1
                     if score < negative_below:

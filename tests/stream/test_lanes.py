@@ -25,14 +25,18 @@ def test_every_agent_scope_has_one_agent_lane_and_the_rest_are_main() -> None:
         assert lanes.lane(scope) == lanes.agent_lane(scope.removeprefix("agent:"))
     used = {lanes.lane(scope) for scope in agents}
     assert used == set(lanes.AGENT_LANES)  # 400 agents spread over all eight slices
-    for scope in ("all", "queue:agent:x", "channel:voice", "queue:q|channel:chat"):
+    for scope in ("all", "queue:agent:x", "channel:voice", "queue:a|b"):
         assert lanes.lane(scope) == lanes.MAIN
+    crossed = {lanes.lane(f"queue:q{n}|channel:chat") for n in range(100)}
+    assert crossed == set(lanes.CROSS_LANES)
 
 
-def test_rotation_visits_every_agent_lane_with_the_main_lane() -> None:
+def test_rotation_visits_every_lane_with_the_main_lane() -> None:
     seen = [lanes.rotation(n) for n in range(lanes.AGENT_SLICES)]
-    assert all(first == lanes.MAIN for first, _ in seen)
-    assert sorted(second for _, second in seen) == sorted(lanes.AGENT_LANES)
+    assert all(first == lanes.MAIN for first, _, _ in seen)
+    assert sorted(agent for _, agent, _ in seen) == sorted(lanes.AGENT_LANES)
+    assert {cross for _, _, cross in seen} == set(lanes.CROSS_LANES)
+    assert lanes.AGENT_SLICES % lanes.CROSS_SLICES == 0  # a round of agents is whole rounds of both
 
 
 def _pipeline(partitions: int = 2) -> Pipeline:
@@ -67,7 +71,7 @@ def test_the_lanes_of_a_partial_add_up_to_the_whole_partial(shift: float) -> Non
         assert _union([{"live": p["live"]} for p in by_lane]) == {"live": whole["live"]}
         main = [p for p in by_lane if "lane" not in p]
         assert len(main) == 1 and main[0]["totals"] == whole["totals"]
-        assert all(p["lane"] in lanes.AGENT_LANES for p in by_lane if p is not main[0])
+        assert all(p["lane"] in lanes.LANES[1:] for p in by_lane if p is not main[0])
         assert any(scope.startswith("agent:") for w in windows for scope in w["1h"])
 
 
@@ -100,6 +104,8 @@ def test_after_a_round_of_lanes_the_snapshot_equals_the_every_scope_one() -> Non
     first = asyncio.run(runtime.tick(*parts, leader=True))
     agent_scopes = {s for s in first.windows["1h"] if s.startswith("agent:")}
     assert agent_scopes and {lanes.lane(s) for s in agent_scopes} == {lanes.rotation(0)[1]}
+    crossed = {s for s in first.windows["1h"] if "|channel:" in s}
+    assert crossed and {lanes.lane(s) for s in crossed} == {lanes.rotation(0)[2]}
     for _ in range(lanes.AGENT_SLICES - 1):
         last = asyncio.run(runtime.tick(*parts, leader=True))
     whole = snapshot.kpis_by_window(
@@ -147,7 +153,7 @@ def test_remembered_sums_between_publishes_never_change_a_kpi() -> None:
         )
         for window, scoped in fresh.items():
             for scope, kpis in scoped.items():
-                if lanes.lane(scope) == lanes.MAIN or lanes.lane(scope) == lanes.rotation(runtime.publishes - 1)[1]:
+                if lanes.lane(scope) in lanes.rotation(runtime.publishes - 1):
                     assert got.windows[window][scope] == kpis, (window, scope)
                     checked += 1
     assert checked > 1000 and reused > 10
