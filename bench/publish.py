@@ -52,7 +52,7 @@ def _partitioned(events: list[dict[str, Any]]) -> dict[int, list[tuple[int, int,
     return by_partition
 
 
-class _Discard:
+class Discard:
     """Dead letters, customer facts and table writes go nowhere: only publishing is timed."""
 
     async def send(self, **_: Any) -> Any:
@@ -77,7 +77,7 @@ class _Discard:
 async def _measure(events: list[dict[str, Any]], prefix: str, steps: int) -> dict[str, Any]:
     settings = Settings.from_env({"CCPULSE_LIVE": "false", "CCPULSE_APP_ID": prefix})
     pipeline = Pipeline(settings)
-    discard = _Discard()
+    discard = Discard()
     runtime = Runtime(settings, pipeline, discard, discard, discard, discard)
     sink = RedisSink(REDIS_URL, prefix, "script", settings.redis_ttl_seconds, heartbeat_seconds=1e9)
     baseline = _TransactionWriter(aioredis.Redis.from_url(REDIS_URL), f"{prefix}:v1:multi:", settings.redis_ttl_seconds)

@@ -94,6 +94,17 @@ def merge(target: Agg, other: Mapping[str, float]) -> Agg:
     return target
 
 
+def merge_scoped(total: dict[str, Agg], scoped: Mapping[str, Mapping[str, float]]) -> None:
+    """Merge ``{scope: aggregate}`` into ``total`` in place; a scope new to ``total`` gets a
+    copy (aggregate values are floats, so the copy equals merging into an empty one)."""
+    for scope, agg in scoped.items():
+        target = total.get(scope)
+        if target is None:
+            total[scope] = dict(agg)
+        else:
+            merge(target, agg)
+
+
 def merged(aggs: Iterable[Mapping[str, float]]) -> Agg:
     """Return the merge of many aggregates."""
     total = initialize()

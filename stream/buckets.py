@@ -346,8 +346,7 @@ class BucketState:
         self._forget_blocks(self.dirty)  # changed since the last flush (tests, not the worker)
         chosen = wanted_lanes(lanes)
         older: dict[str, list[Any]] = {}
-        buckets = range(0)
-        for window in ("5m", "15m", "1h"):
+        for window in ROLLING:
             buckets = self.clock.rolling_buckets(window, watermark)
             token, split = self._older_parts(window, buckets[:-1])
             older[window] = [token, _pick(split, chosen)]
@@ -355,7 +354,7 @@ class BucketState:
         current = self.clock.interval_start(watermark)
         token, split = self._closed_intervals(day, current)
         older["today"] = [token, _pick(split, chosen)]
-        newest = buckets[-1]
+        newest = self.clock.bucket_start(watermark)  # the last bucket of every rolling window
         return {
             "older": older,
             "fine": _pick(self._fine_split(newest), chosen) if newest in self.fine else {},
@@ -478,27 +477,16 @@ def compose(
     return out
 
 
-def _sum(parts: list[dict[str, aggregates.Agg]]) -> dict[str, aggregates.Agg]:
+def _sum(parts: Iterable[dict[str, aggregates.Agg]]) -> dict[str, aggregates.Agg]:
+    """Add up ``{scope: aggregate}`` parts into new dicts."""
     total: dict[str, aggregates.Agg] = {}
     for scoped in parts:
-        for scope, agg in scoped.items():
-            target = total.get(scope)
-            if target is None:
-                total[scope] = dict(agg)  # values are floats: as merging into {} would
-            else:
-                aggregates.merge(target, agg)
+        aggregates.merge_scoped(total, scoped)
     return total
 
 
 def _plus(base: dict[str, aggregates.Agg], more: dict[str, aggregates.Agg]) -> dict[str, aggregates.Agg]:
-    out = {scope: dict(agg) for scope, agg in base.items()}
-    for scope, agg in more.items():
-        target = out.get(scope)
-        if target is None:
-            out[scope] = dict(agg)
-        else:
-            aggregates.merge(target, agg)
-    return out
+    return _sum((base, more))
 
 
 def _write_rank(key: str) -> tuple[int, str]:
@@ -508,27 +496,11 @@ def _write_rank(key: str) -> tuple[int, str]:
 
 def _merge_lanes(parts: Iterable[dict[str, dict[str, aggregates.Agg]]], chosen: tuple[str, ...]) -> dict[str, aggregates.Agg]:
     """Add up the scopes of the chosen lanes of parts split by lane (new dicts)."""
-    total: dict[str, aggregates.Agg] = {}
-    for split in parts:
-        for name in chosen:
-            scoped = split.get(name)
-            if not scoped:
-                continue
-            for scope, agg in scoped.items():
-                target = total.get(scope)
-                if target is None:
-                    total[scope] = dict(agg)  # values are floats: as merging into {} would
-                else:
-                    aggregates.merge(target, agg)
-    return total
+    return _sum(split.get(name, {}) for split in parts for name in chosen)
 
 
 def _merge_scoped(parts: Any) -> dict[str, aggregates.Agg]:
-    total: dict[str, aggregates.Agg] = {}
-    for scoped in parts:
-        for scope, agg in scoped.items():
-            aggregates.merge(total.setdefault(scope, {}), agg)
-    return total
+    return _sum(parts)
 
 
 def split_span(start: float, end: float, size: int) -> Iterator[tuple[float, float]]:

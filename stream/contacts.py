@@ -224,16 +224,12 @@ class ContactState(BucketState):
         live: dict[str, dict[str, float]] = {}
         if main or any(name in CROSS_LANES for name in chosen):
             for queue, channel, offered in self._live(self.waiting):
-                for scope in _contact_scopes(queue, channel):
-                    if lane(scope) not in chosen:
-                        continue
+                for scope in _contact_scopes(queue, channel, chosen):
                     gauges = live.setdefault(scope, {})
                     gauges["waiting"] = gauges.get("waiting", 0.0) + 1
                     gauges["oldest_offered"] = min(gauges.get("oldest_offered", offered), offered)
             for queue, channel, score in self._live(self.sentiment):
-                for scope in _contact_scopes(queue, channel):
-                    if lane(scope) not in chosen:
-                        continue
+                for scope in _contact_scopes(queue, channel, chosen):
                     gauges = live.setdefault(scope, {})
                     gauges["sentiment_live"] = gauges.get("sentiment_live", 0.0) + 1
                     if score < negative_below:
@@ -301,8 +297,10 @@ def _took(record: Record, event_id: str) -> bool:
     return event_id in record.get("ids", ()) or any(stored[2] == event_id for stored in record["e"])
 
 
-def _contact_scopes(queue: str, channel: str) -> tuple[str, ...]:
-    return ("all", f"queue:{queue}", f"channel:{channel}", f"queue:{queue}|channel:{channel}")
+def _contact_scopes(queue: str, channel: str, chosen: tuple[str, ...]) -> list[str]:
+    """The live scopes of a contact that are in the chosen lanes."""
+    every = ("all", f"queue:{queue}", f"channel:{channel}", f"queue:{queue}|channel:{channel}")
+    return [scope for scope in every if lane(scope) in chosen]
 
 
 def _customer_event_fact(event: Event) -> dict[str, Any]:

@@ -57,7 +57,7 @@ def split(scoped: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Return ``{lane: {scope: value}}`` of a ``{scope: value}`` mapping (values shared)."""
     out: dict[str, dict[str, Any]] = {}
     for scope, value in scoped.items():
-        found = _lanes.get(scope) or lane(scope)
+        found = lane(scope)
         part = out.get(found)
         if part is None:
             out[found] = part = {}

@@ -156,9 +156,10 @@ class Runtime:
         input batches come in at least half full): a snapshot that took 0.4 s to build
         (thousands of scopes during a replay) is followed by 1.2 s for the events. A worker
         keeping up (smaller batches) has time to spare, and gives publishing up to
-        PUBLISH_DUTY_KEEPING_UP: a live worker then publishes about twice as often. What counts is the time spent building it (partials and KPIs, which hold
-        the event loop), not the wall time of the whole publish: while a publish waits on
-        Redis the loop runs batches, and counting those made a busy worker publish less.
+        PUBLISH_DUTY_KEEPING_UP: a live worker then publishes about twice as often. What
+        counts is the time spent building a snapshot (partials and KPIs, which hold the
+        event loop), not the wall time of the whole publish: while a publish waits on Redis
+        the loop runs batches, and counting those made a busy worker publish less.
         A cheap snapshot still goes out every ``publish_interval_seconds``.
         """
         return monotonic_now >= self.next_publish_at
@@ -219,7 +220,8 @@ class Runtime:
         lane (None: every scope in each partial); the other lanes' scopes keep the KPIs
         they were last given."""
         main = [p for p in partials if "lane" not in p]
-        pipeline = merge_counters([p for p in local if "lane" not in p])
+        own = [p for p in local if "lane" not in p]  # this worker's partitions, main lane
+        pipeline = merge_counters(own)
         pipeline.update(self.sink_health)
         if lanes is None:
             memo, cache = self.kpi_memo.setdefault("*", {}), self.older_sums.setdefault("*", {})
@@ -239,7 +241,7 @@ class Runtime:
             generated_at=now,
             windows=windows,
             bounds=window_bounds(self.pipeline.window_clock, watermark),
-            totals=merge_totals([p for p in local if "lane" not in p]),
+            totals=merge_totals(own),
             histogram_bounds=self.pipeline.bounds,
             pipeline=pipeline,
             sl_thresholds=self._thresholds(main),

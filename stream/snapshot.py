@@ -125,13 +125,7 @@ def merge_windows(
         customers_active += partial.get("customers_active", 0.0)
         for name in ("windows", "ongoing"):  # "windows": a partial written before layers
             for window, scoped in partial.get(name, {}).items():
-                into = merged[window]
-                for scope, agg in scoped.items():
-                    target = into.get(scope)
-                    if target is None:
-                        into[scope] = dict(agg)  # values are floats: as merging into {} would
-                    else:
-                        aggregates.merge(target, agg)
+                aggregates.merge_scoped(merged[window], scoped)
     if customers:
         for scoped in merged.values():
             scoped.setdefault("all", {})["customers_end"] = customers_active

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 import orjson
 import pytest
 
+from bench.publish import Discard
 from ccpulse.simulator.defaults import default_scenario
 from ccpulse.simulator.engine import generate
 from stream import lanes, snapshot
@@ -75,28 +75,9 @@ def test_the_lanes_of_a_partial_add_up_to_the_whole_partial(shift: float) -> Non
         assert any(scope.startswith("agent:") for w in windows for scope in w["1h"])
 
 
-class _Discard:
-    async def send(self, **_: Any) -> Any:
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    async def write(self, writes: Any, current: Any) -> None:
-        pass
-
-    def busy(self) -> Any:
-        return contextlib.nullcontext()
-
-    def keep(self, partition: int, records: Any) -> None:
-        pass
-
-    def replay(self, partition: int) -> None:
-        pass
-
-
 def test_after_a_round_of_lanes_the_snapshot_equals_the_every_scope_one() -> None:
     pipeline = _pipeline()
-    discard = _Discard()
+    discard = Discard()
     runtime = Runtime(settings(), pipeline, discard, discard, discard, discard)
     wm = max(state.watermark for state in pipeline.contacts.values())
     runtime.global_watermark = wm
@@ -130,7 +111,7 @@ def test_remembered_sums_between_publishes_never_change_a_kpi() -> None:
     late = [{**e, "event_id": f"late-{e['event_id']}", "contact_id": f"late-{e.get('contact_id')}"}
             for e in events[::97] if e["type"] == "contact.offered"]
     pipeline = Pipeline(settings())
-    discard = _Discard()
+    discard = Discard()
     runtime = Runtime(settings(), pipeline, discard, discard, discard, discard)
     offsets = [0, 0]
     chunk, checked, reused = 100, 0, 0
