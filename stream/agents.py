@@ -17,16 +17,18 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import faust
 import orjson
 from faust.types import TP
 
+from stream.checkpoint import Checkpoints, CheckpointStore
 from stream.platforms import PlatformFeed, forward
 from stream.runtime import Runtime, release
 from stream.settings import Settings, platform_topic_table
-from stream.topics import CHANGELOG_CONFIG
+from stream.topics import CHANGELOG_CONFIG, TopicIds
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +40,25 @@ class PartitionedTable(faust.Table):  # type: ignore[misc]  # faust's Table is u
     event" (Faust's default); it comes from the key.
     """
 
+    checkpoints: Checkpoints | None = None
+
     def partition_for_key(self, key: Any) -> int | None:
         return int(bytes(key).split(b"|", 1)[0])
 
+    def _new_store(self) -> CheckpointStore:
+        store = CheckpointStore(
+            "memory://", self.app, self, table_name=self.name, key_type=self.key_type,
+            key_serializer=self.key_serializer, value_serializer=self.value_serializer,
+            value_type=self.value_type, loop=self.loop, options=self.options,
+        )
+        store.checkpoints = self.checkpoints
+        return store
 
-def state_table(app: faust.App, name: str, partitions: int) -> PartitionedTable:
-    """Declare one raw-bytes state table with its changelog."""
+
+def state_table(
+    app: faust.App, name: str, partitions: int, checkpoints: Checkpoints | None = None
+) -> PartitionedTable:
+    """Declare one raw-bytes state table with its changelog (and checkpoints, if given)."""
     table = PartitionedTable(
         app,
         name=name,
@@ -54,6 +69,7 @@ def state_table(app: faust.App, name: str, partitions: int) -> PartitionedTable:
         help=f"ccpulse {name} state (see stream/buckets.py)",
         extra_topic_configs=CHANGELOG_CONFIG,
     )
+    table.checkpoints = checkpoints
     return app.tables.add(table)
 
 
@@ -118,6 +134,8 @@ class TableWriter:
         self.idle = asyncio.Event()
         self.idle.set()
         self._busy = 0
+        # partition -> offset of the newest changelog record its Python state includes
+        self.offsets: dict[int, int] = {}
 
     @contextlib.contextmanager
     def busy(self) -> Iterator[None]:
@@ -143,7 +161,10 @@ class TableWriter:
                 value = None if record is None else orjson.dumps(record)
                 partition = self.table.partition_for_key(raw_key)
                 acks.append(await send(topic, raw_key, value, partition, None, None))
-            await asyncio.gather(*acks)
+            offsets = self.offsets
+            for meta in await asyncio.gather(*acks):
+                if meta.offset > offsets.get(meta.partition, -1):
+                    offsets[meta.partition] = meta.offset
 
     async def settle(self, timeout: float = 60.0) -> bool:
         """Wait until no batch is in progress (at most ``timeout`` seconds); True if none is."""
@@ -167,12 +188,44 @@ class TableWriter:
             owners.pop(key, None)
 
     def take(self, partition: int) -> Iterator[tuple[str, Any]]:
-        """Hand over (key, record) of a recovered partition, and remove them from the store."""
+        """Hand over (key, record) of a recovered partition, and remove them from the store.
+
+        The records are the partition's checkpoint (stream/checkpoint.py), if recovery
+        started from one, with the changelog records read after it in their place.
+        """
         keys = self._partition_keys(partition)
         store = self.table.data
-        items = [(key.decode(), orjson.loads(store[key])) for key in keys]
+        items = list(store.take_checkpoint(partition).items())
+        items.extend((key.decode(), orjson.loads(store[key])) for key in keys)
         self._drop(keys)
+        self.offsets[partition] = self._recovered_offset(partition)
         return iter(items)
+
+    def _recovered_offset(self, partition: int) -> int:
+        """The last changelog offset Faust's recovery has read (or started after) for a partition."""
+        recovery = getattr(self.app.tables, "_recovery", None)
+        changelog = self.table.changelog_topic.get_topic_name()
+        offset = None if recovery is None else recovery.active_offsets.get(TP(changelog, partition))
+        return -1 if offset is None else int(offset)
+
+    def checkpoint(self, states: Mapping[int, Any]) -> int:
+        """Write a checkpoint of every partition's Python state; return the records written.
+
+        Call only while no batch is in progress (``settle``): each state then equals its
+        changelog through ``offsets[partition]``.
+        """
+        checkpoints = self.table.checkpoints
+        if checkpoints is None or self._busy:
+            return 0
+        topic = self.table.changelog_topic.get_topic_name()
+        written = 0
+        for partition, state in list(states.items()):
+            offset = self.offsets.get(partition)
+            if offset is None:
+                continue
+            checkpoints.write(topic, partition, offset, state.records)
+            written += len(state.records)
+        return written
 
     def keep(self, partition: int, records: Mapping[str, Any]) -> None:
         """Put a partition's records back into the store (they equal its changelog)."""
@@ -188,6 +241,8 @@ class TableWriter:
     def replay(self, partition: int) -> None:
         """Forget what the store holds of a partition; recover it from the changelog's start."""
         self._drop(self._partition_keys(partition))
+        self.table.data.forget_checkpoint(partition)
+        self.offsets.pop(partition, None)
         recovery = getattr(self.app.tables, "_recovery", None)  # faust's, once it has started
         if recovery is not None:
             changelog = self.table.changelog_topic.get_topic_name()
@@ -201,8 +256,15 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
     input_topic = app.topic(settings.input_topic, partitions=n, **raw)
     facts_topic = app.topic(f"{settings.app_id}-customer-facts", partitions=n, **raw)
     app.topic(settings.dead_letter_topic, partitions=n, **raw)  # declared, so it is created
-    contacts = TableWriter(app, state_table(app, "contacts", n))
-    customers = TableWriter(app, state_table(app, "customers", n))
+    checkpoints = None
+    if settings.checkpoint_max_age_seconds > 0:
+        checkpoints = Checkpoints(
+            Path(settings.data_dir) / "checkpoints" / settings.app_id,
+            TopicIds(settings),
+            settings.checkpoint_max_age_seconds,
+        )
+    contacts = TableWriter(app, state_table(app, "contacts", n, checkpoints))
+    customers = TableWriter(app, state_table(app, "customers", n, checkpoints))
     dead_letters = TopicSender(app, settings.dead_letter_topic)
     runtime: Runtime = runtime_factory(
         dead_letters,
@@ -269,6 +331,17 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
         ):
             settled = await writer.settle()  # then every change of its Python state is written
             release(writer, states, _partitions(revoked, topic), in_changelog=settled)
+
+    @app.on_before_shutdown.connect
+    async def checkpoint(sender: Any, **kwargs: Any) -> None:
+        # Faust has stopped fetching; a batch in progress finishes first
+        pipeline = runtime.pipeline
+        for writer, states in ((contacts, pipeline.contacts), (customers, pipeline.customers)):
+            started = time.monotonic()
+            if await writer.settle(timeout=10.0):
+                records = writer.checkpoint(states)
+                log.info("%s: checkpoint of %d partitions, %d records in %.2f s", writer.table.name,
+                         len(states), records, time.monotonic() - started)
 
     return runtime
 

@@ -144,6 +144,12 @@ class Settings:
         "(Faust's own choice is 1.5: KPIs then reached Redis 1-2 s after their events).",
         0.1,
     )
+    checkpoint_max_age_seconds: float = _doc(
+        "A worker stopping gracefully writes its partitions' state to <data_dir>/checkpoints; "
+        "a restart younger than this reads it and only the changelog after it, seconds "
+        "(at most 43200, half of Kafka's default tombstone retention; 0 turns checkpoints off).",
+        21600.0,
+    )
     log_level: str = _doc("Worker log level.", "WARNING")
     event_loop: str = _doc(
         "The worker's event loop: uvloop (libuv; 9 % more events/s and a lower freshness "
@@ -194,6 +200,8 @@ class Settings:
             raise SettingsError("CCPULSE_SESSION_TIMEOUT_SECONDS: must be 6..300 (the broker's limits)")
         if not 0.0 < self.fetch_max_wait_seconds <= 30.0:
             raise SettingsError("CCPULSE_FETCH_MAX_WAIT_SECONDS: must be above 0 and at most 30")
+        if not 0.0 <= self.checkpoint_max_age_seconds <= 43200.0:
+            raise SettingsError("CCPULSE_CHECKPOINT_MAX_AGE_SECONDS: must be 0..43200")
         if self.event_loop not in ("uvloop", "asyncio"):
             raise SettingsError("CCPULSE_EVENT_LOOP: must be uvloop or asyncio")
         if self.redis_ttl_seconds <= self.heartbeat_seconds:

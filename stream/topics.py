@@ -91,3 +91,31 @@ def ensure_topics(settings: Settings, names: list[str] | None = None) -> None:
                 pass
     finally:
         admin.close()
+
+
+class TopicIds:
+    """Kafka's topic ids, asked for once per topic (a topic deleted and created again gets a
+    new one; stream/checkpoint.py uses it to tell a changelog's checkpoints from an older
+    topic's)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.known: dict[str, str] = {}
+
+    def __call__(self, topic: str) -> str | None:
+        if topic not in self.known:
+            self.fetch([topic, *changelog_topic_names(self.settings)])
+        return self.known.get(topic)
+
+    def fetch(self, topics: list[str]) -> None:
+        """Ask Kafka for the ids of ``topics`` (the worker does so before Faust starts)."""
+        try:
+            admin = KafkaAdminClient(client_id="ccpulse-admin", **kafka_client_options(self.settings))
+            try:
+                for found in admin.describe_topics(sorted(set(topics))):
+                    if found.get("error_code") == 0 and found.get("topic_id"):
+                        self.known[found["name"]] = str(found["topic_id"])
+            finally:
+                admin.close()
+        except Exception as error:  # no checkpoint then: the changelog is read whole
+            log.warning("topic ids of %s unknown: %s", ", ".join(topics), error)

@@ -56,7 +56,7 @@ def test_sigkill_mid_stream_twice_loses_and_doubles_nothing(tmp_path: Path, stac
     want = expected_kpis(lines)
     for n, fraction in enumerate((0.2, 0.55)):
         worker = worker_factory(env, name=f"killed{n}")
-        wait_for(lambda w=worker: processed(w.metrics()) >= fraction * len(lines), timeout=90, interval=0.1,
+        wait_for(lambda w=worker, f=fraction: processed(w.metrics()) >= f * len(lines), timeout=90, interval=0.1,
                  message=f"worker reaching {fraction:.0%}")
         worker.kill()  # SIGKILL: no shutdown, no final commit, no flush
     final = worker_factory(env, name="final")
@@ -65,6 +65,37 @@ def test_sigkill_mid_stream_twice_loses_and_doubles_nothing(tmp_path: Path, stac
     assert processed(text) + rejected(text) == len(lines)  # counters survive the crashes exactly
     assert rejected(text) == want["dead_letters"]
     _report("SIGKILL at 20 % and 55 %", lines, want, [final])
+
+
+def test_restarts_from_checkpoints_and_the_changelog_after_them_lose_and_double_nothing(
+    tmp_path: Path, stack: Any, worker_factory: Any
+) -> None:
+    """Graceful stops leave checkpoints (stream/checkpoint.py); a restart reads them and only
+    the changelog written after them, even when a killed worker wrote more on top of one."""
+    lines = simulated_lines(24.0)
+    env = make_env(tmp_path, CCPULSE_LOG_LEVEL="INFO")
+    produce(lines, env["CCPULSE_INPUT_TOPIC"])
+    want = expected_kpis(lines)
+    workers = []
+    for n, (fraction, stop) in enumerate(((0.25, "term"), (0.5, "term"), (0.75, "kill"))):
+        worker = worker_factory(env, name=f"run{n}")
+        workers.append(worker)
+        wait_for(lambda w=worker, f=fraction: processed(w.metrics()) >= f * len(lines), timeout=90, interval=0.1,
+                 message=f"worker reaching {fraction:.0%}")
+        if stop == "term":
+            worker.stop()
+        else:
+            worker.kill()
+    final = worker_factory(env, name="final")
+    _wait_equal(env, want, [final])
+    text = final.metrics()
+    assert processed(text) + rejected(text) == len(lines)
+    for worker in workers[:2]:
+        assert "contacts: checkpoint of 4 partitions" in worker.log_path.read_text(), "a graceful stop writes one"
+    for worker in (workers[1], workers[2], final):
+        assert "contacts-changelog[0]: checkpoint of" in worker.log_path.read_text(), "each restart reads one"
+    assert "contacts: checkpoint of" not in workers[2].log_path.read_text()  # killed: wrote none
+    _report("restarts from checkpoints (stop, stop, kill)", lines, want, [final])
 
 
 def test_workers_joining_and_leaving_mid_stream_change_nothing(tmp_path: Path, stack: Any, worker_factory: Any) -> None:

@@ -23,6 +23,11 @@ class _Producer:
         self.sent: list[tuple[str, bytes, bytes | None, int]] = []
         self.acks: list[asyncio.Future[Any]] = []
 
+    def acknowledge(self, ack: asyncio.Future[Any]) -> None:
+        """Resolve an acknowledgement as Kafka would: the record's partition and offset."""
+        index = self.acks.index(ack)
+        ack.set_result(SimpleNamespace(partition=self.sent[index][3], offset=100 + index))
+
     async def send(self, topic: str, key: bytes, value: bytes | None, partition: int, timestamp: Any, headers: Any) -> Any:
         self.sent.append((topic, key, value, partition))
         ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -30,9 +35,19 @@ class _Producer:
         return ack
 
 
+class _Store(dict):  # type: ignore[type-arg]
+    """A memory store with no checkpoint loaded (stream/checkpoint.py CheckpointStore)."""
+
+    def take_checkpoint(self, partition: int) -> dict[str, Any]:
+        return {}
+
+    def forget_checkpoint(self, partition: int) -> None:
+        pass
+
+
 def _writer(recovery: Any = None) -> tuple[TableWriter, _Producer, dict[bytes, bytes]]:
     producer = _Producer()
-    store: dict[bytes, bytes] = {b"1|c|gone": b"{}"}
+    store: dict[bytes, bytes] = _Store({b"1|c|gone": b"{}"})
     table = SimpleNamespace(
         name="contacts",
         data=store,
@@ -54,11 +69,12 @@ def test_write_returns_only_once_kafka_acknowledged_every_record() -> None:
         assert store == {b"1|c|gone": b"{}"}, "the store is not a second copy of loaded state"
         assert not task.done(), "returned before Kafka acknowledged the records"
         for ack in producer.acks[:2]:
-            ack.set_result(None)
+            producer.acknowledge(ack)
         await asyncio.sleep(0.01)
         assert not task.done()
-        producer.acks[2].set_result(None)
+        producer.acknowledge(producer.acks[2])
         await asyncio.wait_for(task, 1)
+        assert writer.offsets == {1: 102, 3: 101}, "the newest acknowledged offset of each partition"
 
     asyncio.run(scenario())
 
@@ -87,7 +103,7 @@ def test_a_rebalance_stops_the_write_at_the_next_record_and_settle_waits_for_it(
         await asyncio.sleep(0.01)
         assert not settled.done(), "settle returned while a write still waited for Kafka"
         for ack in producer.acks:
-            ack.set_result(None)
+            producer.acknowledge(ack)
         await asyncio.wait_for(asyncio.gather(task, settled), 1)
 
     asyncio.run(scenario())

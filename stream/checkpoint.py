@@ -1,0 +1,219 @@
+"""Checkpoints: a partition's state on local disk, with the changelog offset it stands for.
+
+Faust restores a memory-store table by reading its whole changelog, one message at a time
+(about 7,000 records/s on the benchmark machine, so an hour at 1,000 events/s took minutes).
+When a worker stops gracefully it writes each partition it holds to
+``<data_dir>/checkpoints/<app_id>/<changelog topic>/<partition>.ckpt``: the records, exactly
+as its changelog would restore them, and the offset ``C`` of the last changelog record they
+include. A worker that is assigned the partition later (the same one restarted, or another
+sharing the folder) reads the file and tells Faust's recovery that the store already holds
+the changelog through ``C`` (``CheckpointStore.persisted_offset``), so Faust reads only what
+was written after it.
+
+A checkpoint is the changelog compacted through ``C``; whatever was written after it (by
+this worker before it stopped, or by the partition's next owners) is read on top of it, so
+a checkpoint never has to be the newest to be correct. It is used only if
+
+- it names the changelog topic's current Kafka topic id (a topic deleted and created again
+  starts from nothing, never from an earlier topic's state);
+- it is younger than ``CCPULSE_CHECKPOINT_MAX_AGE_SECONDS`` (6 h): Kafka keeps a deleted
+  key's tombstone for ``delete.retention.ms`` (24 h by default) and then drops it, after
+  which an older checkpoint could bring the key back;
+- its header and body parse (a file cut short by a crash is ignored).
+
+Anything else falls back to Faust reading the changelog from its first offset. A worker
+that is killed writes nothing; its restart uses the last checkpoint of the folder (if any)
+and the changelog written since.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import marshal
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+from faust.stores import memory
+from faust.types import TP
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+SUFFIX = ".ckpt"
+# The body is ``marshal``: records are dicts, lists, strings and numbers, and marshal reads
+# them 1.6x as fast as orjson reads the same JSON (168 against 102 MB/s of JSON, measured on
+# the recovery benchmark's checkpoints). Its format belongs to the Python version, which the
+# header names; a checkpoint of another version is not used.
+BODY = f"marshal-{marshal.version}-py{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+class Checkpoints:
+    """The checkpoint files of one app: written whole, read back only when still valid."""
+
+    def __init__(
+        self,
+        folder: Path | str,
+        topic_id: Callable[[str], str | None],
+        max_age_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.folder = Path(folder)
+        self.topic_id = topic_id
+        self.max_age_seconds = max_age_seconds
+        self.clock = clock
+
+    def path(self, topic: str, partition: int) -> Path:
+        return self.folder / topic / f"{partition}{SUFFIX}"
+
+    def write(self, topic: str, partition: int, offset: int, records: Mapping[str, Any]) -> int:
+        """Write a partition's records as of changelog offset ``offset``; return the bytes written.
+
+        The file appears whole or not at all (written beside it, synced, then renamed).
+        """
+        topic_id = self.topic_id(topic)
+        if topic_id is None:
+            log.warning("no checkpoint of %s[%d]: the topic's id is unknown", topic, partition)
+            return 0
+        header = {
+            "format": FORMAT,
+            "topic": topic,
+            "topic_id": topic_id,
+            "partition": partition,
+            "offset": offset,
+            "written_at": self.clock(),
+            "records": len(records),
+            "body": BODY,
+        }
+        body = marshal.dumps(dict(records))
+        target = self.path(topic, partition)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        with open(scratch, "wb") as out:
+            out.write(orjson.dumps(header) + b"\n")
+            out.write(body)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(scratch, target)
+        return len(body)
+
+    def read(self, topic: str, partition: int) -> tuple[int, dict[str, Any]] | None:
+        """Return ``(offset, records)`` of a valid checkpoint of the partition, else None."""
+        path = self.path(topic, partition)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            log.warning("checkpoint %s unreadable: %s", path, error)
+            return None
+        reason, found = self._parse(raw, topic, partition)
+        if found is None:
+            log.warning("checkpoint %s not used: %s; the changelog is read from its start",
+                        path, reason)
+            return None
+        return found
+
+    def _parse(
+        self, raw: bytes, topic: str, partition: int
+    ) -> tuple[str, tuple[int, dict[str, Any]] | None]:
+        line, _, body = raw.partition(b"\n")
+        try:
+            header = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return "its header does not parse", None
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            return "unknown format", None
+        if header.get("body") != BODY:
+            return f"written as {header.get('body')}, this worker reads {BODY}", None
+        if header.get("topic") != topic or header.get("partition") != partition:
+            return "it is another partition's", None
+        age = self.clock() - float(header.get("written_at", 0.0))
+        if age > self.max_age_seconds:
+            return f"{age:.0f} s old, more than CCPULSE_CHECKPOINT_MAX_AGE_SECONDS", None
+        current = self.topic_id(topic)
+        if current is None or header.get("topic_id") != current:
+            return f"topic id {header.get('topic_id')} is not the topic's ({current})", None
+        collecting = gc.isenabled()
+        gc.disable()  # a million new objects would set off full collections while they load
+        try:
+            records = marshal.loads(body)
+        except (EOFError, ValueError, TypeError):
+            return "its records do not parse (cut short?)", None
+        finally:
+            if collecting:
+                gc.enable()
+        if not isinstance(records, dict) or len(records) != header.get("records"):
+            return "its record count does not match its header", None
+        return "", (int(header["offset"]), records)
+
+
+class CheckpointStore(memory.Store):  # type: ignore[misc]  # faust's Store is untyped
+    """Faust's memory store, starting a partition from its checkpoint when there is one.
+
+    ``persisted_offset`` is asked once per assignment of each changelog partition; the first
+    time a partition is asked for in this process its checkpoint (if valid) is read and its
+    offset returned, so Faust reads the changelog only after it. Recovered changelog records
+    land in ``data`` as usual and replace (or, as tombstones, delete) the checkpoint's.
+    ``take_checkpoint`` hands the checkpoint's records over, once, to the Python state
+    (``TableWriter.take`` in stream/agents.py).
+    """
+
+    checkpoints: Checkpoints | None = None  # set by the table (stream/agents.py state_table)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.loaded: dict[int, tuple[int, dict[str, Any]]] = {}
+        self._asked: set[int] = set()
+
+    def persisted_offset(self, tp: TP) -> int | None:
+        if tp.partition not in self._asked:
+            self._asked.add(tp.partition)
+            found = self.checkpoints.read(tp.topic, tp.partition) if self.checkpoints else None
+            if found is not None:
+                self.loaded[tp.partition] = found
+                log.info("%s[%d]: checkpoint of %d records through offset %d",
+                         tp.topic, tp.partition, len(found[1]), found[0])
+        entry = self.loaded.get(tp.partition)
+        return None if entry is None else entry[0]
+
+    def apply_changelog_batch(
+        self, batch: Iterable[Any], to_key: Callable[[Any], Any], to_value: Callable[[Any], Any]
+    ) -> None:
+        events = list(batch)
+        if self.loaded:
+            for event in events:
+                entry = self.loaded.get(event.message.partition)
+                if entry is not None:
+                    entry[1].pop(bytes(event.message.key).decode(), None)
+        super().apply_changelog_batch(events, to_key, to_value)
+
+    def take_checkpoint(self, partition: int) -> dict[str, Any]:
+        """Hand over (and forget) a partition's checkpoint records not replaced since."""
+        entry = self.loaded.pop(partition, None)
+        return {} if entry is None else entry[1]
+
+    def forget_checkpoint(self, partition: int) -> None:
+        """The partition is recovered from the changelog's first offset: its checkpoint is moot."""
+        self.loaded.pop(partition, None)
+
+    async def on_rebalance(
+        self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0
+    ) -> None:
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        changelog = self.table.changelog_topic.get_topic_name()
+        for tp in revoked:
+            if tp.topic == changelog:
+                self.loaded.pop(tp.partition, None)
+
+    async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
+        await super().on_recovery_completed(active_tps, standby_tps)
+        changelog = self.table.changelog_topic.get_topic_name()
+        kept = {tp.partition for tp in active_tps if tp.topic == changelog}
+        for partition in [p for p in self.loaded if p not in kept]:
+            del self.loaded[partition]

@@ -1,0 +1,155 @@
+"""Checkpoints (stream/checkpoint.py): what is written comes back, and only while valid; the
+store starts a partition from its checkpoint and lets the changelog read after it win."""
+
+from __future__ import annotations
+
+import asyncio
+import marshal
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+import orjson
+import pytest
+from faust.types import TP
+
+from stream.agents import TableWriter, state_table
+from stream.checkpoint import Checkpoints
+
+TOPIC = "app-contacts-changelog"
+RECORDS = {
+    "1|c|a": {"o": 10, "queue": "billing", "events": ["e1", "e2"]},
+    "1|b|1700000000": {"o": 12, "all": {"offered": 3}},
+    "1|m": {"o": 12, "wm": 1700000010.0, "n": {}},
+}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def checkpoints(
+    folder: Path, ids: dict[str, str] | None = None, clock: Clock | None = None
+) -> Checkpoints:
+    known = {TOPIC: "id-1"} if ids is None else ids
+    return Checkpoints(folder, known.get, max_age_seconds=3600.0, clock=clock or Clock())
+
+
+def test_a_written_checkpoint_reads_back_with_its_offset(tmp_path: Path) -> None:
+    cp = checkpoints(tmp_path)
+    cp.write(TOPIC, 1, 41, RECORDS)
+    assert cp.read(TOPIC, 1) == (41, RECORDS)
+    assert cp.read(TOPIC, 2) is None  # never written
+    assert [p.name for p in (tmp_path / TOPIC).iterdir()] == ["1.ckpt"]  # no scratch file left
+
+
+def test_a_checkpoint_of_another_topic_incarnation_is_not_used(tmp_path: Path) -> None:
+    checkpoints(tmp_path).write(TOPIC, 1, 41, RECORDS)
+    # the topic was deleted and created again
+    assert checkpoints(tmp_path, {TOPIC: "id-2"}).read(TOPIC, 1) is None
+    assert checkpoints(tmp_path, {}).read(TOPIC, 1) is None  # id unknown: never trusted
+
+
+def test_a_checkpoint_older_than_the_max_age_is_not_used(tmp_path: Path) -> None:
+    clock = Clock()
+    cp = checkpoints(tmp_path, clock=clock)
+    cp.write(TOPIC, 1, 41, RECORDS)
+    clock.now += 3599.0
+    assert cp.read(TOPIC, 1) == (41, RECORDS)
+    clock.now += 2.0
+    assert cp.read(TOPIC, 1) is None
+
+
+def test_a_damaged_or_misplaced_checkpoint_is_not_used(tmp_path: Path) -> None:
+    cp = checkpoints(tmp_path)
+    cp.write(TOPIC, 1, 41, RECORDS)
+    path = cp.path(TOPIC, 1)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) - 5])  # cut short
+    assert cp.read(TOPIC, 1) is None
+    path.write_bytes(b"not json\n" + whole.split(b"\n", 1)[1])
+    assert cp.read(TOPIC, 1) is None
+    path.write_bytes(whole)
+    cp.path(TOPIC, 3).write_bytes(whole)  # partition 1's file under partition 3's name
+    assert cp.read(TOPIC, 3) is None
+    header, body = whole.split(b"\n", 1)
+    fewer = dict(RECORDS)
+    fewer.pop("1|m")
+    path.write_bytes(header + b"\n" + marshal.dumps(fewer))  # count differs from the header
+    assert cp.read(TOPIC, 1) is None
+
+
+def _event(partition: int, key: str, value: dict[str, Any] | None) -> Any:
+    raw = None if value is None else orjson.dumps(value)
+    message = SimpleNamespace(partition=partition, key=key.encode(), value=raw)
+    return SimpleNamespace(message=message, key=key.encode(), value=raw)
+
+
+def test_the_store_starts_from_the_checkpoint_and_the_changelog_after_it_wins(
+    tmp_path: Path,
+) -> None:
+    app = faust.App("app", broker="kafka://127.0.0.1:1", store="memory://", autodiscover=False)
+    cp = Checkpoints(tmp_path, lambda topic: "id-1", max_age_seconds=3600.0)
+    table = state_table(app, "contacts", 4, cp)
+    changelog = table.changelog_topic.get_topic_name()
+    cp.write(changelog, 1, 41, RECORDS)
+    store = table.data
+    assert store.persisted_offset(TP(changelog, 1)) == 41  # Faust reads from 42 on
+    assert store.persisted_offset(TP(changelog, 2)) is None  # no checkpoint: from the start
+    newer = {"o": 50, "queue": "billing", "events": ["e1", "e2", "e3"]}
+    store.apply_changelog_batch(
+        [_event(1, "1|c|a", newer), _event(1, "1|m", None), _event(1, "1|c|b", {"o": 51})],
+        to_key=lambda k: k, to_value=lambda v: v,
+    )
+    writer = TableWriter(app, table)
+    taken = dict(writer.take(1))
+    bucket = "1|b|1700000000"
+    assert taken == {"1|c|a": newer, bucket: RECORDS[bucket], "1|c|b": {"o": 51}}
+    assert dict(writer.take(1)) == {}  # handed over once
+    # the partition is held now: later assignments ask Faust's own offsets, not the file
+    assert store.persisted_offset(TP(changelog, 1)) is None
+
+
+def test_a_revoked_partition_drops_its_unused_checkpoint(tmp_path: Path) -> None:
+    app = faust.App("app2", broker="kafka://127.0.0.1:1", store="memory://", autodiscover=False)
+    cp = Checkpoints(tmp_path, lambda topic: "id-1", max_age_seconds=3600.0)
+    table = state_table(app, "contacts", 4, cp)
+    changelog = table.changelog_topic.get_topic_name()
+    cp.write(changelog, 2, 7, RECORDS)
+    store = table.data
+    assert store.persisted_offset(TP(changelog, 2)) == 7
+    asyncio.run(store.on_rebalance(set(), {TP(changelog, 2)}, set()))
+    assert store.take_checkpoint(2) == {}
+
+
+def test_checkpoint_writes_each_state_at_its_offset_and_not_while_a_batch_runs(
+    tmp_path: Path,
+) -> None:
+    app = faust.App("app3", broker="kafka://127.0.0.1:1", store="memory://", autodiscover=False)
+    cp = Checkpoints(tmp_path, lambda topic: "id-1", max_age_seconds=3600.0)
+    table = state_table(app, "contacts", 4, cp)
+    changelog = table.changelog_topic.get_topic_name()
+    writer = TableWriter(app, table)
+    states = {0: SimpleNamespace(records={"0|m": {"o": 3}}), 1: SimpleNamespace(records=RECORDS)}
+    writer.offsets.update({0: 5, 1: 9})
+    with writer.busy():
+        assert writer.checkpoint(states) == 0
+    assert cp.read(changelog, 0) is None
+    assert writer.checkpoint(states) == 1 + len(RECORDS)
+    assert cp.read(changelog, 0) == (5, {"0|m": {"o": 3}})
+    assert cp.read(changelog, 1) == (9, RECORDS)
+
+
+def test_the_max_age_setting_stays_below_kafkas_tombstone_retention() -> None:
+    from stream.settings import Settings, SettingsError
+
+    for age in ("0", "43200"):
+        Settings.from_env({"CCPULSE_CHECKPOINT_MAX_AGE_SECONDS": age})
+    for age in ("-1", "43201"):
+        with pytest.raises(SettingsError, match="CCPULSE_CHECKPOINT_MAX_AGE_SECONDS"):
+            Settings.from_env({"CCPULSE_CHECKPOINT_MAX_AGE_SECONDS": age})
