@@ -15,6 +15,8 @@ RUN useradd --create-home --uid 10001 ccpulse
 COPY --from=build /install /usr/local
 USER ccpulse
 WORKDIR /home/ccpulse
+# the data folder exists, owned by ccpulse, so a volume mounted on it (compose) is writable
+RUN mkdir -p /home/ccpulse/data
 # In a container the web port must listen beyond loopback; everything else keeps its default.
 ENV PYTHONUNBUFFERED=1 \
     CCPULSE_WEB_HOST=0.0.0.0 \

@@ -1,13 +1,25 @@
 """Recovery: time from a worker's start to its first correct publish after a restart.
 
 A worker catches up on one hour of the simulated center, publishes, and is stopped
-(SIGTERM). Its Redis keys are deleted, a new worker starts on the same app id, rebuilds its
-state from the table changelogs, and the time from process start until ``…:kpi:1h:all``
-again equals the pre-restart hash (every field but ``updated_at``) is the recovery time.
+(SIGTERM), which writes its checkpoints (stream/checkpoint.py). Its Redis keys are deleted, a
+new worker starts on the same app id and data folder, and the time from process start until
+``…:kpi:1h:all`` again equals the pre-restart hash (every field but ``updated_at``) is the
+recovery time. It is measured twice: from the checkpoints (a restart after a graceful stop),
+and with the checkpoints deleted, so the state comes from the table changelogs alone (a
+restart after a crash, or on another machine).
+
+One hour at 1,000 events/s is too much to build in a benchmark run. For the checkpoint path
+the part that grows with the state is reading the checkpoints into the Python state, so it
+is timed here, in this process, on as many copies of the measured hour's checkpoints as
+make up 1,000 events/s (``checkpoint_load``): every record copied, buckets included, which
+overstates the state (a busier hour has more contacts and customers, not proportionally
+more buckets). The changelog path is extrapolated linearly in its records (``extrapolate``).
 """
 
 from __future__ import annotations
 
+import gc
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -65,13 +77,14 @@ def settled_hash(client: redis.Redis, app_id: str, timeout: float = 60.0, quiet:
 
 
 def measure(agents_scale: int, app_id: str, work: Path, timeout: float) -> dict[str, Any]:
-    """Build one hour of state, restart, and time the first correct publish."""
+    """Build one hour of state, restart twice (from checkpoints, from the changelogs), time both."""
     topic = f"{app_id}-events"
     create_topic(topic)
     wait_for_topic(topic)
     events = produce(topic, keyed(one_hour(agents_scale)))
     client = redis.Redis.from_url(REDIS_URL)
-    env = worker_env(app_id, topic, work / f"{app_id}-data", CCPULSE_PUBLISH_INTERVAL_SECONDS="0.5")
+    data = work / f"{app_id}-data"
+    env = worker_env(app_id, topic, data, CCPULSE_PUBLISH_INTERVAL_SECONDS="0.5")
     first = Worker(env, work / f"{app_id}-1.log").start()
     try:
         fresh_start_seconds = _first_publish(first, client, app_id, timeout) - first.started_at
@@ -84,24 +97,85 @@ def measure(agents_scale: int, app_id: str, work: Path, timeout: float) -> dict[
     written = sum(offsets.end(topic) for topic in changelogs)
     offsets.close()
     changelog = sum(count_records(topic) for topic in changelogs)  # what compaction left
-    for key in client.scan_iter(f"{app_id}:*"):
-        client.delete(key)
-    second = Worker(env, work / f"{app_id}-2.log").start()
-    try:
-        recovered_at = _first_match(second, client, app_id, reference, timeout)
-    finally:
-        second.stop()
-        client.close()
-    seconds = recovered_at - second.started_at
+    folder = data / "checkpoints" / app_id
+    kept = work / f"{app_id}-checkpoints"
+    shutil.copytree(folder, kept)  # as the graceful stop left them
+    seconds = {}
+    for name in ("checkpoint", "changelog"):
+        if name == "changelog":
+            shutil.rmtree(folder)
+        for key in client.scan_iter(f"{app_id}:*"):
+            client.delete(key)
+        worker = Worker(env, work / f"{app_id}-{name}.log").start()
+        try:
+            seconds[name] = _first_match(worker, client, app_id, reference, timeout) - worker.started_at
+        finally:
+            worker.stop()
+    client.close()
     return {
         "events": events,
         "event_rate_per_second": events / HOUR,
         "changelog_records_written": written,
         "changelog_records": changelog,
         "fresh_start_seconds": fresh_start_seconds,
-        "recovery_seconds": seconds,
-        "changelog_records_per_second": changelog / max(seconds - fresh_start_seconds, 1e-9),
+        "recovery_seconds": seconds["checkpoint"],
+        "recovery_from_changelog_seconds": seconds["changelog"],
+        "changelog_records_per_second": changelog / max(seconds["changelog"] - fresh_start_seconds, 1e-9),
+        "checkpoints": str(kept),
     }
+
+
+def checkpoint_load(folder: Path, copies: int) -> dict[str, Any]:
+    """Time reading ``copies`` copies of a run's checkpoints into Python state, all kept at once.
+
+    What a restart from checkpoints does per partition before its first publish
+    (``Checkpoints.read``, then ``ContactState.load`` / ``CustomerState.load`` as
+    ``Pipeline`` does), with every copy held until the end, so the heap grows as a real
+    worker's would.
+    """
+    from stream.checkpoint import Checkpoints
+    from stream.pipeline import Pipeline
+    from stream.settings import Settings
+
+    files = sorted(folder.glob("*/*.ckpt"))
+    reader = Checkpoints(folder, lambda topic: _topic_id(files, topic), max_age_seconds=1e12)
+    held, records, size = [], 0, 0
+    started = time.perf_counter()
+    for _ in range(copies):
+        loaded: dict[tuple[str, int], dict[str, Any]] = {}
+        for path in files:
+            found = reader.read(path.parent.name, int(path.stem))
+            if found is None:
+                raise RuntimeError(f"checkpoint {path} did not read back")
+            loaded[("contacts" if "-contacts-" in path.parent.name else "customers", int(path.stem))] = found[1]
+            records += len(found[1])
+            size += path.stat().st_size
+        pipeline = Pipeline(
+            Settings(),
+            store_items=lambda p, got=loaded: iter(got.pop(("contacts", p), {}).items()),
+            customer_items=lambda p, got=loaded: iter(got.pop(("customers", p), {}).items()),
+        )
+        for table, partition in list(loaded):
+            if table == "contacts":
+                pipeline.contact_state(partition)
+            else:
+                pipeline.customer_state(partition)
+        held.append(pipeline)
+    seconds = time.perf_counter() - started
+    held.clear()
+    gc.collect()
+    return {"copies": copies, "records": records, "bytes": size, "seconds": seconds}
+
+
+def _topic_id(files: list[Path], topic: str) -> str | None:
+    """The topic id the checkpoints were written with (the topic itself may be gone)."""
+    import orjson
+
+    for path in files:
+        if path.parent.name == topic:
+            with open(path, "rb") as source:
+                return str(orjson.loads(source.readline())["topic_id"])
+    return None
 
 
 def _first_publish(worker: Worker, client: redis.Redis, app_id: str, timeout: float) -> float:
@@ -132,7 +206,7 @@ def _first_match(
 
 
 def extrapolate(result: dict[str, Any], events_per_second: float = 1000.0) -> float:
-    """Recovery seconds for one hour at ``events_per_second``, linear in changelog records.
+    """Recovery seconds from the changelogs for one hour at ``events_per_second``, linear in records.
 
     A fresh worker's time to its first publish is the fixed part; the rest of the measured
     recovery is restoring the changelog, at the measured records per second. The records
@@ -143,3 +217,9 @@ def extrapolate(result: dict[str, Any], events_per_second: float = 1000.0) -> fl
     per_event = result["changelog_records"] / result["events"]
     records = per_event * events_per_second * HOUR
     return float(result["fresh_start_seconds"] + records / result["changelog_records_per_second"])
+
+
+def extrapolate_checkpoint(result: dict[str, Any], one: dict[str, Any], scaled: dict[str, Any]) -> float:
+    """Recovery seconds from checkpoints for the scaled state: the measured restart, with the
+    load of one copy of its checkpoints replaced by the load of all the copies."""
+    return float(result["recovery_seconds"] - one["seconds"] + scaled["seconds"])

@@ -148,13 +148,27 @@ def _replay_recovery_memory(
         )
     if c and "error" not in c:
         out.append(
-            f"| recovery: start → first correct publish | {c['recovery_seconds']:.1f} s | one hour of state at "
-            f"{c['event_rate_per_second']:,.0f} events/s ({c['events']:,} events; "
-            f"{c['changelog_records']:,} changelog records left by compaction of "
-            f"{c.get('changelog_records_written', 0):,} written) |"
+            f"| recovery: start → first correct publish, from checkpoints (graceful stop) | "
+            f"{c['recovery_seconds']:.1f} s | one hour of state at {c['event_rate_per_second']:,.0f} events/s "
+            f"({c['events']:,} events) |"
         )
         out.append(
-            f"| recovery, one hour at 1,000 events/s | {c['extrapolated_1k_per_second_seconds']:,.0f} s | "
+            f"| recovery: the same from the changelogs alone (crash, new machine) | "
+            f"{c['recovery_from_changelog_seconds']:.1f} s | {c['changelog_records']:,} changelog records "
+            f"left by compaction of {c.get('changelog_records_written', 0):,} written |"
+        )
+        if "checkpoint_load_scaled" in c:
+            one, big = c["checkpoint_load_one"], c["checkpoint_load_scaled"]
+            out.append(
+                f"| recovery, one hour at 1,000 events/s, from checkpoints | "
+                f"{c['extrapolated_1k_per_second_seconds']:,.1f} s | the restart above with its checkpoint "
+                f"load ({one['seconds']:.2f} s) replaced by loading {big['copies']} copies "
+                f"({big['records']:,} records, {big['bytes'] / MIB:,.0f} MiB) in {big['seconds']:.1f} s; "
+                f"buckets copied too, so an upper bound |"
+            )
+        out.append(
+            f"| recovery, one hour at 1,000 events/s, from the changelogs | "
+            f"{c.get('extrapolated_1k_per_second_from_changelog_seconds', 0):,.0f} s | "
             f"extrapolated: linear in the records compaction left, at the measured restore rate |"
         )
     if m and "error" not in m:
@@ -200,7 +214,9 @@ def _targets(b: dict[str, Any]) -> list[str]:
     if c and "error" not in c:
         e = c["extrapolated_1k_per_second_seconds"]
         out.append(
-            f"- recovery ≤ 10 s for one hour at 1k events/s: {e:,.0f} s (extrapolated) — {_ok(e <= 10)}"
+            f"- recovery ≤ 10 s for one hour at 1k events/s: {e:,.1f} s from checkpoints (extrapolated), "
+            f"{c.get('extrapolated_1k_per_second_from_changelog_seconds', 0):,.0f} s from the changelogs — "
+            f"{_ok(e <= 10)}"
         )
     if m and "error" not in m:
         rss = m["open_contacts_100k_bytes"] / MIB

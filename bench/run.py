@@ -191,7 +191,14 @@ class Suite:
         out = recovery.measure(
             self.size["recovery_scale"], self.name("rc"), self.work, self.size["timeout"]
         )
-        out["extrapolated_1k_per_second_seconds"] = recovery.extrapolate(out)
+        out["extrapolated_1k_per_second_from_changelog_seconds"] = recovery.extrapolate(out)
+        kept = Path(out.pop("checkpoints"))
+        copies = max(1, round(1000.0 / out["event_rate_per_second"]))
+        one = recovery.checkpoint_load(kept, 1)
+        print(f"      loading {copies} copies of the checkpoints ({one['bytes'] * copies / 2**20:,.0f} MiB) ...", flush=True)
+        scaled = recovery.checkpoint_load(kept, copies)
+        out["checkpoint_load_one"], out["checkpoint_load_scaled"] = one, scaled
+        out["extrapolated_1k_per_second_seconds"] = recovery.extrapolate_checkpoint(out, one, scaled)
         return out
 
     def memory(self) -> dict[str, Any]:
@@ -262,7 +269,8 @@ def summary_line(name: str, result: dict[str, Any]) -> str:
     if name == "replay":
         return f"{result['processed']:,} events at {result['rate']:,.0f} events/s"
     if name == "recovery":
-        return f"{result['recovery_seconds']:.1f} s for {result['changelog_records']:,} changelog records"
+        return (f"{result['recovery_seconds']:.1f} s from checkpoints, "
+                f"{result['recovery_from_changelog_seconds']:.1f} s from {result['changelog_records']:,} changelog records")
     if name == "memory":
         return f"100k open contacts {result['open_contacts_100k_bytes'] / 2**20:,.0f} MiB"
     if name == "soak":

@@ -223,7 +223,11 @@ class TableWriter:
             offset = self.offsets.get(partition)
             if offset is None:
                 continue
-            checkpoints.write(topic, partition, offset, state.records)
+            try:
+                checkpoints.write(topic, partition, offset, state.records)
+            except OSError as error:  # a restart then reads the changelog whole, as without one
+                log.warning("%s[%d]: no checkpoint written: %s", topic, partition, error)
+                continue
             written += len(state.records)
         return written
 

@@ -93,7 +93,7 @@ class Checkpoints:
         body = marshal.dumps(dict(records))
         target = self.path(topic, partition)
         target.parent.mkdir(parents=True, exist_ok=True)
-        scratch = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        scratch = target.with_name(f".{target.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
         with open(scratch, "wb") as out:
             out.write(orjson.dumps(header) + b"\n")
             out.write(body)
