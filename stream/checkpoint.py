@@ -28,7 +28,6 @@ and the changelog written since.
 
 from __future__ import annotations
 
-import gc
 import logging
 import marshal
 import os
@@ -41,6 +40,8 @@ from typing import Any
 import orjson
 from faust.stores import memory
 from faust.types import TP
+
+from stream.pipeline import gc_paused
 
 log = logging.getLogger(__name__)
 
@@ -139,15 +140,11 @@ class Checkpoints:
         current = self.topic_id(topic)
         if current is None or header.get("topic_id") != current:
             return f"topic id {header.get('topic_id')} is not the topic's ({current})", None
-        collecting = gc.isenabled()
-        gc.disable()  # a million new objects would set off full collections while they load
         try:
-            records = marshal.loads(body)
+            with gc_paused():
+                records = marshal.loads(body)
         except (EOFError, ValueError, TypeError):
             return "its records do not parse (cut short?)", None
-        finally:
-            if collecting:
-                gc.enable()
         if not isinstance(records, dict) or len(records) != header.get("records"):
             return "its record count does not match its header", None
         return "", (int(header["offset"]), records)

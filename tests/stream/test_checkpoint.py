@@ -153,3 +153,25 @@ def test_the_max_age_setting_stays_below_kafkas_tombstone_retention() -> None:
     for age in ("-1", "43201"):
         with pytest.raises(SettingsError, match="CCPULSE_CHECKPOINT_MAX_AGE_SECONDS"):
             Settings.from_env({"CCPULSE_CHECKPOINT_MAX_AGE_SECONDS": age})
+
+
+def test_a_state_loaded_from_its_checkpoint_has_the_same_live_indexes_and_windows() -> None:
+    """Loading skips replaying closed contacts; the open ones still fill every live index."""
+    from ccpulse.simulator.defaults import default_scenario
+    from ccpulse.simulator.engine import generate
+    from stream.contacts import ContactState
+    from stream.pipeline import Pipeline
+    from tests.stream.harness import T0, settings
+
+    events = list(generate(default_scenario(queues=3, channels=("voice", "chat"), agents=12), seed=3,
+                           start=T0, duration_seconds=2 * 3600))
+    pipeline = Pipeline(settings())
+    pipeline.process([(0, n, orjson.dumps(e)) for n, e in enumerate(events)])
+    state = pipeline.contact_state(0)
+    contacts = [r for k, r in state.records.items() if k.split("|")[1] == "c"]
+    assert any(r.get("closed") for r in contacts) and state.waiting, "both kinds are in the test"
+    loaded = ContactState(0, pipeline.window_clock, pipeline.rules, pipeline.horizons)
+    loaded.load(iter(marshal.loads(marshal.dumps(state.records)).items()))
+    assert loaded.waiting == state.waiting
+    assert loaded.sentiment == state.sentiment
+    assert loaded.window_partials(state.watermark) == state.window_partials(state.watermark)
