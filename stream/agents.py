@@ -24,7 +24,7 @@ import faust
 import orjson
 from faust.types import TP
 
-from stream.checkpoint import Checkpoints, CheckpointStore
+from stream.checkpoint import Background, Checkpoints, CheckpointStore, Job
 from stream.platforms import PlatformFeed, forward
 from stream.runtime import Runtime, release
 from stream.settings import Settings, platform_topic_table
@@ -137,6 +137,11 @@ class TableWriter:
         # partition -> offset of the newest changelog record its Python state includes
         self.offsets: dict[int, int] = {}
 
+    @property
+    def in_progress(self) -> bool:
+        """Whether a batch is between its first state change and its last write."""
+        return self._busy > 0
+
     @contextlib.contextmanager
     def busy(self) -> Iterator[None]:
         """Mark a batch in progress, from its first state change to its last write."""
@@ -208,27 +213,34 @@ class TableWriter:
         offset = None if recovery is None else recovery.active_offsets.get(TP(changelog, partition))
         return -1 if offset is None else int(offset)
 
-    def checkpoint(self, states: Mapping[int, Any]) -> int:
-        """Write a checkpoint of every partition's Python state; return the records written.
+    def checkpoint_jobs(self, states: Mapping[int, Any]) -> list[Job]:
+        """What a checkpoint of every partition's Python state writes, as of now.
 
-        Call only while no batch is in progress (``settle``): each state then equals its
-        changelog through ``offsets[partition]``.
+        Empty while a batch is in progress: between batches each state equals its changelog
+        through ``offsets[partition]``. Empty too if the changelog's topic id is unknown.
         """
         checkpoints = self.table.checkpoints
         if checkpoints is None or self._busy:
-            return 0
+            return []
         topic = self.table.changelog_topic.get_topic_name()
+        if checkpoints.topic_id(topic) is None:  # asked here, never in a forked child
+            return []
+        return [
+            (checkpoints, topic, partition, self.offsets[partition], state.records)
+            for partition, state in list(states.items())
+            if partition in self.offsets
+        ]
+
+    def checkpoint(self, states: Mapping[int, Any]) -> int:
+        """Write a checkpoint of every partition's Python state now; return the records written."""
         written = 0
-        for partition, state in list(states.items()):
-            offset = self.offsets.get(partition)
-            if offset is None:
-                continue
+        for checkpoints, topic, partition, offset, records in self.checkpoint_jobs(states):
             try:
-                checkpoints.write(topic, partition, offset, state.records)
+                checkpoints.write(topic, partition, offset, records)
             except OSError as error:  # a restart then reads the changelog whole, as without one
                 log.warning("%s[%d]: no checkpoint written: %s", topic, partition, error)
                 continue
-            written += len(state.records)
+            written += len(records)
         return written
 
     def keep(self, partition: int, records: Mapping[str, Any]) -> None:
@@ -336,9 +348,29 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
             settled = await writer.settle()  # then every change of its Python state is written
             release(writer, states, _partitions(revoked, topic), in_changelog=settled)
 
+    background = Background()
+
+    @app.task
+    async def checkpoint_loop() -> None:
+        interval = settings.checkpoint_interval_seconds
+        if checkpoints is None or interval <= 0:
+            return
+        while not app.should_stop:
+            await app.sleep(interval)
+            if app.rebalancing or getattr(app, "in_recovery", False) or background.running():
+                continue
+            for _ in range(200):  # a moment between batches of both stages, within 2 s
+                if not contacts.in_progress and not customers.in_progress:
+                    break
+                await asyncio.sleep(0.01)
+            pipeline = runtime.pipeline
+            jobs = contacts.checkpoint_jobs(pipeline.contacts) + customers.checkpoint_jobs(pipeline.customers)
+            background.start(jobs)
+
     @app.on_before_shutdown.connect
     async def checkpoint(sender: Any, **kwargs: Any) -> None:
         # Faust has stopped fetching; a batch in progress finishes first
+        background.stop()
         pipeline = runtime.pipeline
         for writer, states in ((contacts, pipeline.contacts), (customers, pipeline.customers)):
             started = time.monotonic()

@@ -21,16 +21,22 @@ a checkpoint never has to be the newest to be correct. It is used only if
   which an older checkpoint could bring the key back;
 - its header and body parse (a file cut short by a crash is ignored).
 
-Anything else falls back to Faust reading the changelog from its first offset. A worker
-that is killed writes nothing; its restart uses the last checkpoint of the folder (if any)
-and the changelog written since.
+Anything else falls back to Faust reading the changelog from its first offset.
+
+While it runs, a worker also writes checkpoints every ``CCPULSE_CHECKPOINT_INTERVAL_SECONDS``
+(60) from a forked child (``Background``): the fork is taken between batches, so the child's
+copy of the state (the kernel's copy-on-write) equals the changelog through the offsets of
+that moment, and the worker goes on while the child writes. A worker that is killed then
+restarts from its last one and the changelog written since.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import marshal
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -214,3 +220,65 @@ class CheckpointStore(memory.Store):  # type: ignore[misc]  # faust's Store is u
         kept = {tp.partition for tp in active_tps if tp.topic == changelog}
         for partition in [p for p in self.loaded if p not in kept]:
             del self.loaded[partition]
+
+
+Job = tuple[Checkpoints, str, int, int, Mapping[str, Any]]  # (checkpoints, topic, partition, offset, records)
+
+
+class Background:
+    """Checkpoints written by a forked child while the worker goes on (one child at a time).
+
+    The child only serialises and writes files, then leaves with ``os._exit``: it never runs
+    the event loop, logs or talks to Kafka (the topic ids are looked up before the fork).
+    """
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.started = 0.0
+        self.written = 0  # checkpoint runs that finished well
+        self.failed = 0
+
+    def running(self) -> bool:
+        """Whether the last child is still writing (reaping it if it has finished)."""
+        if self.pid is None:
+            return False
+        try:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            done, status = self.pid, 1
+        if done == 0:
+            return True
+        if os.waitstatus_to_exitcode(status) == 0:
+            self.written += 1
+            log.info("checkpoints written in the background (done %.2f s after the fork, or sooner)",
+                     time.monotonic() - self.started)
+        else:
+            self.failed += 1
+            log.warning("a background checkpoint failed (status %d)", status)
+        self.pid = None
+        return False
+
+    def start(self, jobs: list[Job]) -> bool:
+        """Fork a child that writes ``jobs``; False if the previous one is still at it."""
+        if self.running() or not jobs:
+            return False
+        self.started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child; its files are what the tests check
+            code = 0
+            try:
+                gc.disable()
+                for checkpoints, topic, partition, offset, records in jobs:
+                    checkpoints.write(topic, partition, offset, records)
+            except BaseException:
+                code = 1
+            os._exit(code)
+        self.pid = pid
+        return True
+
+    def stop(self) -> None:
+        """Stop a child still writing (a newer checkpoint is about to be written)."""
+        if self.running() and self.pid is not None:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.pid = None

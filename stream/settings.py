@@ -150,6 +150,11 @@ class Settings:
         "(at most 43200, half of Kafka's default tombstone retention; 0 turns checkpoints off).",
         21600.0,
     )
+    checkpoint_interval_seconds: float = _doc(
+        "How often a running worker also writes its checkpoints, from a forked child, so a "
+        "killed worker restarts from one too, seconds (0: only when stopping).",
+        60.0,
+    )
     log_level: str = _doc("Worker log level.", "WARNING")
     event_loop: str = _doc(
         "The worker's event loop: uvloop (libuv; 9 % more events/s and a lower freshness "
@@ -202,6 +207,8 @@ class Settings:
             raise SettingsError("CCPULSE_FETCH_MAX_WAIT_SECONDS: must be above 0 and at most 30")
         if not 0.0 <= self.checkpoint_max_age_seconds <= 43200.0:
             raise SettingsError("CCPULSE_CHECKPOINT_MAX_AGE_SECONDS: must be 0..43200")
+        if self.checkpoint_interval_seconds < 0:
+            raise SettingsError("CCPULSE_CHECKPOINT_INTERVAL_SECONDS: must be 0 or more")
         if self.event_loop not in ("uvloop", "asyncio"):
             raise SettingsError("CCPULSE_EVENT_LOOP: must be uvloop or asyncio")
         if self.redis_ttl_seconds <= self.heartbeat_seconds:

@@ -175,3 +175,21 @@ def test_a_state_loaded_from_its_checkpoint_has_the_same_live_indexes_and_window
     assert loaded.waiting == state.waiting
     assert loaded.sentiment == state.sentiment
     assert loaded.window_partials(state.watermark) == state.window_partials(state.watermark)
+
+
+def test_a_background_checkpoint_is_written_by_a_child_from_the_state_at_the_fork(tmp_path: Path) -> None:
+    import time
+
+    from stream.checkpoint import Background
+
+    cp = checkpoints(tmp_path)
+    records = {key: dict(value) for key, value in RECORDS.items()}
+    background = Background()
+    assert background.start([(cp, TOPIC, 1, 41, records)])
+    records["1|c|a"]["o"] = 99  # the worker goes on; the child has its own copy
+    deadline = time.monotonic() + 20
+    while background.running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert background.written == 1 and background.failed == 0
+    assert cp.read(TOPIC, 1) == (41, RECORDS)
+    assert not background.start([])  # nothing to write: no child
