@@ -11,9 +11,10 @@ restart after a crash, or on another machine).
 One hour at 1,000 events/s is too much to build in a benchmark run. For the checkpoint path
 the part that grows with the state is reading the checkpoints into the Python state, so it
 is timed here, in this process, on as many copies of the measured hour's checkpoints as
-make up 1,000 events/s (``checkpoint_load``): every record copied, buckets included, which
-overstates the state (a busier hour has more contacts and customers, not proportionally
-more buckets). The changelog path is extrapolated linearly in its records (``extrapolate``).
+make up 1,000 events/s (``checkpoint_load``): every record copied, buckets included (a
+center that much busier has that many more contacts, customers and agents, and its buckets
+that many more agent scopes). The changelog path is extrapolated linearly in its records
+(``extrapolate``).
 """
 
 from __future__ import annotations

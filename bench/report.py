@@ -163,8 +163,7 @@ def _replay_recovery_memory(
                 f"| recovery, one hour at 1,000 events/s, from checkpoints | "
                 f"{c['extrapolated_1k_per_second_seconds']:,.1f} s | the restart above with its checkpoint "
                 f"load ({one['seconds']:.2f} s) replaced by loading {big['copies']} copies "
-                f"({big['records']:,} records, {big['bytes'] / MIB:,.0f} MiB) in {big['seconds']:.1f} s; "
-                f"buckets copied too, so an upper bound |"
+                f"({big['records']:,} records, {big['bytes'] / MIB:,.0f} MiB) in {big['seconds']:.1f} s in-process |"
             )
         out.append(
             f"| recovery, one hour at 1,000 events/s, from the changelogs | "

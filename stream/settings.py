@@ -145,9 +145,10 @@ class Settings:
         0.1,
     )
     checkpoint_max_age_seconds: float = _doc(
-        "A worker stopping gracefully writes its partitions' state to <data_dir>/checkpoints; "
-        "a restart younger than this reads it and only the changelog after it, seconds "
-        "(at most 43200, half of Kafka's default tombstone retention; 0 turns checkpoints off).",
+        "Workers write their partitions' state to <data_dir>/checkpoints when they stop and "
+        "while they run; a restart reads one younger than this and only the changelog after "
+        "it, seconds (at most 43200, half of Kafka's default tombstone retention; 0 turns "
+        "checkpoints off).",
         21600.0,
     )
     checkpoint_interval_seconds: float = _doc(
