@@ -40,15 +40,14 @@ def gc_paused() -> Iterator[None]:
     """No garbage collection while a partition's state loads (a checkpoint, a recovered store).
 
     Loading makes objects by the million and no garbage; every collection on the way scans
-    the whole growing heap. 125 copies of the recovery benchmark's checkpoints (917k
-    records) took 64 s to load with collections, against 0.17 s for one copy.
+    the whole growing heap (125 copies of the recovery benchmark's checkpoints, 917k
+    records, took 59-64 s to load with collections, against 0.17 s for one copy).
     """
     collecting = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
         if collecting:
             gc.enable()
 
