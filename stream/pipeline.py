@@ -35,6 +35,9 @@ class BatchResult:
     writes: list[tuple[str, Record | None]] = field(default_factory=list)
 
 
+FREEZE_AFTER_RECORDS = 50_000
+
+
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
     """No garbage collection while a partition's state loads (a checkpoint, a recovered store).
@@ -50,6 +53,27 @@ def gc_paused() -> Iterator[None]:
     finally:
         if collecting:
             gc.enable()
+
+
+_loaded_since_freeze = 0
+
+
+def freeze_if_large(records: int) -> None:
+    """Once loads add up to a large state, move every object alive out of the collector's
+    sight (``gc.freeze``).
+
+    Later full collections then no longer scan the loaded state: loading 60 copies of the
+    recovery benchmark's checkpoints took 7.4-8.3 s so against 13.9 s without. The records
+    are plain dicts and lists, freed by reference counting when dropped; what is frozen and
+    later becomes cyclic garbage is never collected, so this is done only once
+    ``FREEZE_AFTER_RECORDS`` records have been loaded since the last time, where that is
+    little beside the state.
+    """
+    global _loaded_since_freeze
+    _loaded_since_freeze += records
+    if _loaded_since_freeze >= FREEZE_AFTER_RECORDS:
+        gc.freeze()
+        _loaded_since_freeze = 0
 
 
 def window_clock(settings: Settings) -> WindowClock:
@@ -102,6 +126,7 @@ class Pipeline:
             state = ContactState(partition, self.window_clock, self.rules, self.horizons)
             with gc_paused():
                 state.load(self.store_items(partition))
+            freeze_if_large(len(state.records))
             self.contacts[partition] = state
         return state
 
@@ -113,6 +138,7 @@ class Pipeline:
             state = CustomerState(partition, self.window_clock, self.horizons, repeat, self.settings.partitions)
             with gc_paused():
                 state.load(self.customer_items(partition))
+            freeze_if_large(len(state.records))
             self.customers[partition] = state
         return state
 

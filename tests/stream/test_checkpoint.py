@@ -193,3 +193,17 @@ def test_a_background_checkpoint_is_written_by_a_child_from_the_state_at_the_for
     assert background.written == 1 and background.failed == 0
     assert cp.read(TOPIC, 1) == (41, RECORDS)
     assert not background.start([])  # nothing to write: no child
+
+
+def test_loads_freeze_the_heap_only_once_they_add_up_to_a_large_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    import stream.pipeline as pipeline
+
+    frozen = []
+    monkeypatch.setattr(pipeline.gc, "freeze", lambda: frozen.append(True))
+    monkeypatch.setattr(pipeline, "_loaded_since_freeze", 0)
+    pipeline.freeze_if_large(30_000)
+    assert not frozen  # a small load: whatever is cyclic garbage-to-be stays collectable
+    pipeline.freeze_if_large(30_000)
+    assert len(frozen) == 1
+    pipeline.freeze_if_large(49_999)
+    assert len(frozen) == 1
