@@ -237,7 +237,7 @@ class TableWriter:
         for checkpoints, topic, partition, offset, records in self.checkpoint_jobs(states):
             try:
                 checkpoints.write(topic, partition, offset, records)
-            except OSError as error:  # a restart then reads the changelog whole, as without one
+            except (OSError, ValueError) as error:  # a restart then reads the changelog whole
                 log.warning("%s[%d]: no checkpoint written: %s", topic, partition, error)
                 continue
             written += len(records)
