@@ -279,6 +279,7 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
             TopicIds(settings),
             settings.checkpoint_max_age_seconds,
         )
+        checkpoints.remove_scratch(older_than=3600.0)  # left by writers killed mid-write
     contacts = TableWriter(app, state_table(app, "contacts", n, checkpoints))
     customers = TableWriter(app, state_table(app, "customers", n, checkpoints))
     dead_letters = TopicSender(app, settings.dead_letter_topic)

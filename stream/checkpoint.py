@@ -109,6 +109,25 @@ class Checkpoints:
         os.replace(scratch, target)
         return len(body)
 
+    def remove_scratch(self, pid: int | None = None, older_than: float | None = None) -> int:
+        """Delete half-written files (a writer killed before its rename); return how many.
+
+        Only those of process ``pid`` if given, only those untouched for ``older_than``
+        seconds if given (another worker sharing the folder may be writing its own).
+        """
+        removed = 0
+        for path in self.folder.glob(f"*/.*{SUFFIX}.*.tmp"):
+            if pid is not None and f".{pid}-" not in path.name:
+                continue
+            try:
+                if older_than is not None and self.clock() - path.stat().st_mtime < older_than:
+                    continue
+                path.unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+
     def read(self, topic: str, partition: int) -> tuple[int, dict[str, Any]] | None:
         """Return ``(offset, records)`` of a valid checkpoint of the partition, else None."""
         path = self.path(topic, partition)
@@ -234,6 +253,7 @@ class Background:
 
     def __init__(self) -> None:
         self.pid: int | None = None
+        self.folders: list[Checkpoints] = []  # where the child writes
         self.started = 0.0
         self.written = 0  # checkpoint runs that finished well
         self.failed = 0
@@ -255,14 +275,20 @@ class Background:
         else:
             self.failed += 1
             log.warning("a background checkpoint failed (status %d)", status)
+            self._clean(self.pid)
         self.pid = None
         return False
+
+    def _clean(self, pid: int) -> None:
+        for checkpoints in self.folders:
+            checkpoints.remove_scratch(pid=pid)
 
     def start(self, jobs: list[Job]) -> bool:
         """Fork a child that writes ``jobs``; False if the previous one is still at it."""
         if self.running() or not jobs:
             return False
         self.started = time.monotonic()
+        self.folders = list({id(job[0]): job[0] for job in jobs}.values())
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child; its files are what the tests check
             code = 0
@@ -281,4 +307,5 @@ class Background:
         if self.running() and self.pid is not None:
             os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
+            self._clean(self.pid)  # its half-written files, up to a checkpoint's size each
             self.pid = None

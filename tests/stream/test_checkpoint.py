@@ -207,3 +207,49 @@ def test_loads_freeze_the_heap_only_once_they_add_up_to_a_large_state(monkeypatc
     assert len(frozen) == 1
     pipeline.freeze_if_large(49_999)
     assert len(frozen) == 1
+
+
+def test_half_written_files_are_removed_by_writer_or_by_age(tmp_path: Path) -> None:
+    import os
+
+    clock = Clock()
+    cp = checkpoints(tmp_path, clock=clock)
+    cp.write(TOPIC, 1, 41, RECORDS)
+    folder = tmp_path / TOPIC
+    mine = folder / ".2.ckpt.4242-00ff00ff.tmp"  # a child 4242 killed before its rename
+    other = folder / ".3.ckpt.777-11aa11aa.tmp"  # another worker's, maybe still writing
+    for path in (mine, other):
+        path.write_bytes(b"half")
+    assert cp.remove_scratch(pid=4242) == 1 and not mine.exists() and other.exists()
+    os.utime(other, (clock.now - 10, clock.now - 10))
+    assert cp.remove_scratch(older_than=3600.0) == 0  # too fresh to be abandoned
+    os.utime(other, (clock.now - 4000, clock.now - 4000))
+    assert cp.remove_scratch(older_than=3600.0) == 1 and not other.exists()
+    assert cp.read(TOPIC, 1) == (41, RECORDS)  # finished checkpoints are never touched
+
+
+def test_stopping_a_background_writer_removes_what_it_left_half_written(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    from stream.checkpoint import Background
+
+    cp = checkpoints(tmp_path)
+    big = {f"1|c|{n}": {"o": n, "e": [[float(n), "contact.offered", f"e{n}"]] * 20} for n in range(200_000)}
+    background = Background()
+    assert background.start([(cp, TOPIC, 1, 41, big)] * 20)
+    child = background.pid
+    assert child is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # catch the child with a file half written, and freeze it
+        if list((tmp_path / TOPIC).glob(f".*.{child}-*.tmp")):
+            os.kill(child, signal.SIGSTOP)
+            if list((tmp_path / TOPIC).glob(f".*.{child}-*.tmp")):
+                break
+            os.kill(child, signal.SIGCONT)  # renamed just before: try the next file
+        time.sleep(0.002)
+    assert list((tmp_path / TOPIC).glob(f".*.{child}-*.tmp")), "caught writing"
+    background.stop()  # as a graceful stop does before its own checkpoint
+    assert background.pid is None
+    assert not list((tmp_path / TOPIC).glob(".*.tmp"))
