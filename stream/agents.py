@@ -220,7 +220,7 @@ class TableWriter:
         through ``offsets[partition]``. Empty too if the changelog's topic id is unknown.
         """
         checkpoints = self.table.checkpoints
-        if checkpoints is None or self._busy:
+        if checkpoints is None or self.in_progress:
             return []
         topic = self.table.changelog_topic.get_topic_name()
         if checkpoints.topic_id(topic) is None:  # asked here, never in a forked child

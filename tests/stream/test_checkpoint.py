@@ -90,13 +90,18 @@ def _event(partition: int, key: str, value: dict[str, Any] | None) -> Any:
     return SimpleNamespace(message=message, key=key.encode(), value=raw)
 
 
+def _table(tmp_path: Path, app_id: str) -> tuple[faust.App, Checkpoints, Any, str]:
+    """A contacts table on a Faust app (never started) with checkpoints in ``tmp_path``."""
+    app = faust.App(app_id, broker="kafka://127.0.0.1:1", store="memory://", autodiscover=False)
+    cp = Checkpoints(tmp_path, lambda topic: "id-1", max_age_seconds=3600.0)
+    table = state_table(app, "contacts", 4, cp)
+    return app, cp, table, table.changelog_topic.get_topic_name()
+
+
 def test_the_store_starts_from_the_checkpoint_and_the_changelog_after_it_wins(
     tmp_path: Path,
 ) -> None:
-    app = faust.App("app", broker="kafka://127.0.0.1:1", store="memory://", autodiscover=False)
-    cp = Checkpoints(tmp_path, lambda topic: "id-1", max_age_seconds=3600.0)
-    table = state_table(app, "contacts", 4, cp)
-    changelog = table.changelog_topic.get_topic_name()
+    app, cp, table, changelog = _table(tmp_path, "app")
     cp.write(changelog, 1, 41, RECORDS)
     store = table.data
     assert store.persisted_offset(TP(changelog, 1)) == 41  # Faust reads from 42 on
@@ -116,10 +121,7 @@ def test_the_store_starts_from_the_checkpoint_and_the_changelog_after_it_wins(
 
 
 def test_a_revoked_partition_drops_its_unused_checkpoint(tmp_path: Path) -> None:
-    app = faust.App("app2", broker="kafka://127.0.0.1:1", store="memory://", autodiscover=False)
-    cp = Checkpoints(tmp_path, lambda topic: "id-1", max_age_seconds=3600.0)
-    table = state_table(app, "contacts", 4, cp)
-    changelog = table.changelog_topic.get_topic_name()
+    app, cp, table, changelog = _table(tmp_path, "app2")
     cp.write(changelog, 2, 7, RECORDS)
     store = table.data
     assert store.persisted_offset(TP(changelog, 2)) == 7
@@ -130,10 +132,7 @@ def test_a_revoked_partition_drops_its_unused_checkpoint(tmp_path: Path) -> None
 def test_checkpoint_writes_each_state_at_its_offset_and_not_while_a_batch_runs(
     tmp_path: Path,
 ) -> None:
-    app = faust.App("app3", broker="kafka://127.0.0.1:1", store="memory://", autodiscover=False)
-    cp = Checkpoints(tmp_path, lambda topic: "id-1", max_age_seconds=3600.0)
-    table = state_table(app, "contacts", 4, cp)
-    changelog = table.changelog_topic.get_topic_name()
+    app, cp, table, changelog = _table(tmp_path, "app3")
     writer = TableWriter(app, table)
     states = {0: SimpleNamespace(records={"0|m": {"o": 3}}), 1: SimpleNamespace(records=RECORDS)}
     writer.offsets.update({0: 5, 1: 9})
