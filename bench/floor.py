@@ -17,6 +17,7 @@ import faust
 import orjson
 
 from bench.kafka import BROKER
+from stream.app import worker
 
 
 def create_app(
@@ -60,7 +61,8 @@ def main(argv: list[str]) -> int:
     topic, count, result_path, data_dir, app_id = argv[0], int(argv[1]), argv[2], argv[3], argv[4]
     app = create_app(topic, count, result_path, data_dir, app_id)
     sys.argv = [sys.argv[0]]  # faust's command line must not see ours
-    faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+    # the worker ccpulse runs in (no terminal spinner), so the two differ only in their agents
+    worker(app, "WARNING").execute_from_commandline()
     return 0
 
 

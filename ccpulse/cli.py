@@ -80,21 +80,18 @@ def fix_mmap_threshold(size: int = 128 * 1024) -> bool:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    import faust
-
     fix_mmap_threshold()
     if settings.event_loop == "uvloop":
         import uvloop
 
         uvloop.install()  # before Faust makes its loop
 
-    from stream.app import create_app
+    from stream.app import create_app, worker
     from stream.topics import ensure_topics
 
     ensure_topics(settings)
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
-    worker.execute_from_commandline()
+    worker(app, settings.log_level).execute_from_commandline()
     return 0
 
 

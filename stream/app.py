@@ -78,6 +78,20 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     return app
 
 
+def worker(app: faust.App, loglevel: str) -> faust.Worker:
+    """Faust's worker for ``app``, without its terminal spinner.
+
+    ``faust.Worker`` draws a spinner that turns once for every log record, and for it sets
+    the root logger to DEBUG whenever the log level is WARNING or above (the default here):
+    every debug call of Faust, mode and aiokafka (several per message produced or fetched)
+    then built a record that the console handler threw away, about 2 % of a busy worker's
+    time (py-spy, bench/profile.py). Without the spinner the root logger keeps ``loglevel``.
+    """
+    built = faust.Worker(app, loglevel=loglevel, quiet=True)
+    built.spinner = None
+    return built
+
+
 class PromptTableManager(TableManager):  # type: ignore[misc]  # faust's TableManager is untyped
     """Faust's table manager, without the second it sleeps at start.
 
