@@ -43,6 +43,7 @@ def render(results: dict[str, Any]) -> str:
     lines = [machine_line(results), ""]
     lines += _throughput(b.get("throughput"), b.get("scaleout"))
     lines += _publish(b.get("publish"))
+    lines += _changelog(b.get("changelog"))
     lines += _freshness(b.get("freshness"))
     lines += _replay_recovery_memory(b.get("replay"), b.get("recovery"), b.get("memory"))
     lines += _soak(b.get("soak"))
@@ -92,6 +93,22 @@ def _publish(p: dict[str, Any] | None) -> list[str]:
         f"| Redis write: one script call (ccpulse) | {p['redis_script_ms']:,.1f} |",
         f"| Redis write: HSET + EXPIRE per hash in MULTI/EXEC (baseline) | {p['redis_multi_ms']:,.1f} "
         f"(script {p['script_over_multi']:.2f}×) |",
+        "",
+    ]
+
+
+def _changelog(c: dict[str, Any] | None) -> list[str]:
+    if not c or "error" in c:
+        return []
+    return [
+        f"| changelog writes ({c['events']:,} events in {c['batches']} batches, {c['records']:,} records) "
+        "| s in all | µs a record, until acknowledged | µs of CPU a record |",
+        "|---|---:|---:|---:|",
+        f"| record batches, one per partition (ccpulse) | {c['record_batches_seconds']:.2f} | "
+        f"{c['record_batches_us_per_record']:,.1f} ({c['batches_over_each']:.2f}×) | "
+        f"{c['record_batches_cpu_us_per_record']:,.1f} ({c['cpu_batches_over_each']:.2f}×) |",
+        f"| one producer send a record (baseline) | {c['one_send_a_record_seconds']:.2f} | "
+        f"{c['one_send_a_record_us_per_record']:,.1f} | {c['one_send_a_record_cpu_us_per_record']:,.1f} |",
         "",
     ]
 

@@ -21,13 +21,13 @@ from typing import Any
 
 import orjson
 
-from bench import contenders, dataset, freshness, machine, memory, profile, publish, recovery, soak
+from bench import changelog, contenders, dataset, freshness, machine, memory, profile, publish, recovery, soak
 from bench.kafka import create_topic, delete_run_leftovers, produce, wait_for_topic
 from bench.report import render
 from bench.worker import ROOT, wait_caught_up
 
 BENCHMARKS = (
-    "throughput", "scaleout", "publish", "freshness", "replay", "recovery", "memory", "soak", "profile"
+    "throughput", "scaleout", "publish", "changelog", "freshness", "replay", "recovery", "memory", "soak", "profile"
 )
 
 # Sizes per mode: the full suite aims at <= 15 min on a 2-core box, --quick at <= 3 min.
@@ -136,6 +136,9 @@ class Suite:
 
     def publish(self) -> dict[str, Any]:
         return publish.measure(self.throughput_events(self.size["publish_events"]), self.name("pb"))
+
+    def changelog(self) -> dict[str, Any]:
+        return changelog.measure(self.throughput_events(self.size["publish_events"]), self.name("cl"))
 
     def freshness(self) -> dict[str, Any]:
         events = [e for e in dataset.simulated_day() if e["ts"] >= "2025-10-09T08:00"]
@@ -266,6 +269,10 @@ def summary_line(name: str, result: dict[str, Any]) -> str:
         return (f"{result['partials_ms'] + result['kpis_ms'] + result['redis_script_ms']:,.0f} ms a publish "
                 f"of every scope, build {lanes:,.0f} ms by lanes; "
                 f"Redis {result['redis_script_ms']:,.0f} ms (script) vs {result['redis_multi_ms']:,.0f} ms (MULTI)")
+    if name == "changelog":
+        return (f"{result['records']:,} records: {result['record_batches_us_per_record']:,.1f} µs a record in record batches, "
+                f"{result['one_send_a_record_us_per_record']:,.1f} µs one send each ({result['batches_over_each']:.2f}x); "
+                f"CPU {result['cpu_batches_over_each']:.2f}x")
     if name == "replay":
         return f"{result['processed']:,} events at {result['rate']:,.0f} events/s"
     if name == "recovery":

@@ -105,8 +105,9 @@ class TopicSender:
 class TableWriter:
     """Write a batch's records to a table's changelog, in order, and wait for Kafka.
 
-    Each record goes straight to the changelog through the app's producer (about 55 µs a
-    record here, against about 590 µs through ``Table.__setitem__``), and ``write``
+    The records go straight to the changelog through the app's producer, as one Kafka record
+    batch per partition (``_send_batches``; about 36 µs of CPU a record here, against about
+    590 µs through ``Table.__setitem__``), and ``write``
     returns only once Kafka has acknowledged every one, so a batch is acknowledged (and
     its offsets committed) only after its state is durable. ``Table.__setitem__`` queues
     records in Faust's producer buffer instead, and Faust's flush before a commit gives up
@@ -156,20 +157,73 @@ class TableWriter:
 
     async def write(self, writes: Iterable[tuple[str, Any]], current: Callable[[], bool]) -> None:
         topic = self.table.changelog_topic.get_topic_name()
+        kafka = getattr(self.app.producer, "_producer", None)  # aiokafka's, under Faust's
+        with self.busy():
+            if kafka is not None and hasattr(kafka, "create_batch"):
+                acks = await self._send_batches(kafka, topic, writes, current)
+            else:
+                acks = await self._send_each(topic, writes, current)
+            offsets = self.offsets
+            for meta, count in zip(await asyncio.gather(*(ack for ack, _ in acks)), (n for _, n in acks)):
+                last = meta.offset + count - 1  # a batch's records take consecutive offsets
+                if last > offsets.get(meta.partition, -1):
+                    offsets[meta.partition] = last
+
+    async def _send_batches(
+        self, kafka: Any, topic: str, writes: Iterable[tuple[str, Any]], current: Callable[[], bool]
+    ) -> list[tuple[Any, int]]:
+        """Send the records as one record batch per partition (a new one when it is full).
+
+        A partition's records keep their order: its batches go out one after another, each
+        appended to the log whole. Building a batch never yields to the event loop, so
+        ``current()`` is asked before each batch is sent, and a rebalance leaves every
+        partition with a prefix of its records. Against a ``producer.send`` a record (a future,
+        a partitioner call, a debug log call and a callback each), the throughput topic's
+        writes took 36 instead of 71 µs of CPU a record, 65 instead of 94 µs until
+        acknowledged (bench/changelog.py, 8,270 records).
+        """
+        acks: list[tuple[Any, int]] = []
+        open_batches: dict[int, tuple[Any, int]] = {}  # partition -> (batch, records in it)
+
+        async def send(partition: int) -> None:
+            batch, count = open_batches.pop(partition)
+            batch.close()  # so that no producer.send() lands in it
+            acks.append((await kafka.send_batch(batch, topic, partition=partition), count))
+
+        partition_for_key = self.table.partition_for_key
+        for key, record in writes:
+            raw_key = key.encode()
+            value = None if record is None else orjson.dumps(record)
+            partition = partition_for_key(raw_key)
+            batch, count = open_batches.get(partition) or (kafka.create_batch(), 0)
+            if batch.append(key=raw_key, value=value, timestamp=None) is None:  # full
+                open_batches[partition] = (batch, count)
+                if not current():
+                    return acks
+                await send(partition)
+                batch, count = kafka.create_batch(), 0
+                batch.append(key=raw_key, value=value, timestamp=None)  # a new batch takes any first record
+            open_batches[partition] = (batch, count + 1)
+        for partition in sorted(open_batches):
+            if not current():
+                break
+            await send(partition)
+        return acks
+
+    async def _send_each(
+        self, topic: str, writes: Iterable[tuple[str, Any]], current: Callable[[], bool]
+    ) -> list[tuple[Any, int]]:
+        """Send the records one ``producer.send`` each (a producer without record batches)."""
         send = self.app.producer.send
         acks = []
-        with self.busy():
-            for key, record in writes:
-                if not current():
-                    break
-                raw_key = key.encode()
-                value = None if record is None else orjson.dumps(record)
-                partition = self.table.partition_for_key(raw_key)
-                acks.append(await send(topic, raw_key, value, partition, None, None))
-            offsets = self.offsets
-            for meta in await asyncio.gather(*acks):
-                if meta.offset > offsets.get(meta.partition, -1):
-                    offsets[meta.partition] = meta.offset
+        for key, record in writes:
+            if not current():
+                break
+            raw_key = key.encode()
+            value = None if record is None else orjson.dumps(record)
+            partition = self.table.partition_for_key(raw_key)
+            acks.append((await send(topic, raw_key, value, partition, None, None), 1))
+        return acks
 
     async def settle(self, timeout: float = 60.0) -> bool:
         """Wait until no batch is in progress (at most ``timeout`` seconds); True if none is."""

@@ -1,6 +1,6 @@
 """How a batch's state reaches the changelog (stream/agents.py ``TableWriter``, buckets.flush).
 
-The producer here only records what it is handed and resolves acknowledgements when the test
+The producers here only record what it is handed and resolves acknowledgements when the test
 says so; that Kafka keeps them is the fault tests' business (tests/integration/test_faults.py).
 """
 
@@ -11,6 +11,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import orjson
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch
 from faust.types import TP
 
 from stream.agents import PartitionedTable, TableWriter
@@ -172,3 +174,89 @@ def test_release_puts_settled_state_back_and_recovers_the_rest_anew() -> None:
     assert orjson.loads(store[b"0|m|meta"])["n"] == {"processed": 1}
     assert not any(key.startswith(b"1|") for key in store)
     assert recovery.active_offsets == {TP(changelog, 0): 40}
+
+
+class _Kafka:
+    """aiokafka's producer as far as record batches go: real batches, acknowledged by the test."""
+
+    def __init__(self, batch_bytes: int = 110) -> None:
+        self.batch_bytes = batch_bytes
+        self.sent: list[tuple[str, int, list[tuple[bytes, bytes | None]]]] = []
+        self.acks: list[asyncio.Future[Any]] = []
+        self.on_send: Any = None
+
+    def create_batch(self) -> BatchBuilder:
+        return BatchBuilder(self.batch_bytes, 0)
+
+    async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> Any:
+        if self.on_send is not None:
+            self.on_send()
+        assert batch.append(key=b"late", value=b"", timestamp=None) is None, "batch sent while still open"
+        records = [(r.key, r.value) for r in DefaultRecordBatch(bytes(batch._build()))]
+        self.sent.append((topic, partition, records))
+        ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.acks.append(ack)
+        return ack
+
+    def acknowledge(self, index: int, base_offset: int) -> None:
+        self.acks[index].set_result(SimpleNamespace(partition=self.sent[index][1], offset=base_offset))
+
+
+def _batch_writer(kafka: _Kafka) -> TableWriter:
+    writer, _, _ = _writer()
+    writer.app.producer = SimpleNamespace(_producer=kafka)  # Faust's producer around aiokafka's
+    return writer
+
+
+def test_records_go_as_one_batch_a_partition_in_order_and_a_full_batch_starts_another() -> None:
+    async def scenario() -> None:
+        kafka = _Kafka()
+        writer = _batch_writer(kafka)
+        writes = [(f"{n % 2}|c|{n}", {"o": n}) for n in range(8)] + [("0|c|gone", None)]
+        task = asyncio.create_task(writer.write(writes, lambda: True))
+        await asyncio.sleep(0.01)
+        by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {0: [], 1: []}
+        for topic, partition, records in kafka.sent:
+            assert topic == "app-contacts-changelog"
+            by_partition[partition] += records
+        assert by_partition[0] == [(f"0|c|{n}".encode(), orjson.dumps({"o": n})) for n in (0, 2, 4, 6)] + [(b"0|c|gone", None)]
+        assert by_partition[1] == [(f"1|c|{n}".encode(), orjson.dumps({"o": n})) for n in (1, 3, 5, 7)]
+        assert len(kafka.sent) > 2, "a batch of 110 bytes takes these records in several"
+        for index in range(len(kafka.sent) - 1):
+            kafka.acknowledge(index, 10 * index)
+        await asyncio.sleep(0.01)
+        assert not task.done(), "returned before Kafka acknowledged every batch"
+        last = len(kafka.sent) - 1
+        kafka.acknowledge(last, 500)
+        await asyncio.wait_for(task, 1)
+        newest = {p: max(10 * i + len(r) - 1 if i < last else 500 + len(r) - 1
+                         for i, (_, q, r) in enumerate(kafka.sent) if q == p) for p in (0, 1)}
+        assert writer.offsets == newest, "the offset of each partition's last record acknowledged"
+
+    asyncio.run(scenario())
+
+
+def test_a_rebalance_while_a_batch_is_sent_sends_no_batch_after_it() -> None:
+    async def scenario() -> None:
+        kafka = _Kafka()
+        writer = _batch_writer(kafka)
+        current = [True]
+
+        def rebalance_begins() -> None:
+            current[0] = False  # while the first batch is being handed over
+
+        kafka.on_send = rebalance_begins
+        writes = [(f"{n % 2}|c|{n}", {"o": n}) for n in range(8)]
+        task = asyncio.create_task(writer.write(writes, lambda: current[0]))
+        await asyncio.sleep(0.01)
+        assert len(kafka.sent) == 1, "a batch handed over after the rebalance began"
+        partition, records = kafka.sent[0][1], kafka.sent[0][2]
+        assert records == [(f"{partition}|c|{n}".encode(), orjson.dumps({"o": n})) for n in range(partition, 2 * len(records), 2)]
+        settled = asyncio.create_task(writer.settle(5))
+        await asyncio.sleep(0.01)
+        assert not settled.done(), "settle returned while a batch still waited for Kafka"
+        kafka.acknowledge(0, 40)
+        await asyncio.wait_for(asyncio.gather(task, settled), 1)
+        assert writer.offsets == {partition: 40 + len(records) - 1}
+
+    asyncio.run(scenario())
