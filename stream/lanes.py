@@ -3,7 +3,8 @@
 A live center has a few hundred queue, channel and ``all`` scopes and thousands of agent
 scopes (600 agents are 3,000 hashes over five windows, 85 % of a publish). Recomputing them
 all every publish made a publish cost 0.4-0.7 s at 1,000 events/s, and the next one wait
-three times as long (``PUBLISH_DUTY``): KPIs reached Redis 3 s after their events.
+three times as long (the publish duty cap of the time, ``stream/runtime.py``): KPIs reached
+Redis 3 s after their events.
 
 So scopes are split into lanes. The ``main`` lane (``all``, every queue and every channel:
 what a wallboard shows) is recomputed at every publish. Agent scopes are spread over
