@@ -27,7 +27,7 @@ PUBLISH = (
     ("snapshot building (partials, merge, KPIs)", ("Runtime.tick",)),
 )
 INGEST = (
-    ("table changelog writes (Table.__setitem__)", ("_write (stream/runtime.py",)),
+    ("table changelog writes (TableWriter.write)", ("TableWriter.write (stream/agents.py",)),
     ("JSON decode + validation (parse_event)", ("parse_event (stream/events.py",)),
     ("KPI pipeline (lifecycle, buckets, customers)", ("Pipeline.process",)),
     ("sending customer facts / dead letters", ("Runtime.ingest", "Runtime.ingest_facts")),
