@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -561,7 +562,9 @@ class OffsetGuard:
     partition's messages in the batch are left unacknowledged, the consumer is sought back
     to the first missing offset (at most once every ``retry_seconds``) and Faust's gap
     record from there on is dropped. Messages already buffered past the gap keep arriving
-    for a few seconds before the re-read ones (the fault tests saw up to four re-reads).
+    for a few seconds before the re-read ones (the fault tests saw up to four re-reads);
+    until the first missing offset is handed over, the consumer's read offset is held down
+    to it (``ReadOffsets``), or Faust drops the re-read messages as already read.
     Should the probe fail, a jump is taken as real after ``retries`` re-reads, with a
     warning. A partition with no state yet starts at the first offset its topic holds, not
     at its committed offset: the 1 → 3 → 2 test once saw customer facts 0–5 committed with no
@@ -607,9 +610,21 @@ class OffsetGuard:
             admitted.append((partition, offset, value))
         if left:
             fence.leave(left)
+        self._lift_floors(following, reread)
         for partition, (missing, handed) in reread.items():
             await self._reread(partition, missing, handed)
         return admitted
+
+    def _lift_floors(self, following: Mapping[int, int], reread: Mapping[int, Any]) -> None:
+        """Drop the read-offset floor of partitions whose re-read offset was handed over."""
+        floors = getattr(getattr(self.app.consumer, "_read_offset", None), "floors", None)
+        if not floors:
+            return
+        for partition, expected in following.items():
+            tp = TP(self.topic, partition)
+            floor = floors.get(tp)
+            if floor is not None and partition not in reread and expected > floor:
+                del floors[tp]
 
     async def _next_present(self, partition: int, offset: int) -> int | None:
         """The first offset at or after ``offset`` that holds a record (asked once per offset)."""
@@ -632,6 +647,9 @@ class OffsetGuard:
         log.warning("%s[%d]: offsets %d-%d still missing after %d re-reads; going on from %d",
                     self.topic, partition, expected, offset - 1, times, offset)
         self.rereads.pop(partition, None)
+        floors = getattr(getattr(self.app.consumer, "_read_offset", None), "floors", None)
+        if floors:
+            floors.pop(TP(self.topic, partition), None)
         self.skipped_offsets += offset - expected
         return True
 
@@ -665,6 +683,9 @@ class OffsetGuard:
             # messages never arrive and the partition stalls at the gap (seen: two workers
             # of the scale-out benchmark stuck for minutes after one re-read each).
             read[tp] = offset if offset else None
+            floors = getattr(read, "floors", None)
+            if floors is not None:  # until the re-read offset is handed over (ReadOffsets)
+                floors[tp] = offset
 
 
 def commit_past_overlapping_gaps(consumer: Any) -> None:
@@ -700,6 +721,53 @@ def drop_acknowledged_from_gaps(consumer: Any, tp: TP) -> None:
     for interval in sorted(gaps.overlap(low, high)):
         for offset in [o for o in acked if interval.begin <= o < interval.end]:
             gaps.chop(offset, offset + 1)
+
+
+class ReadOffsets(defaultdict):  # type: ignore[type-arg]
+    """Faust's read offsets (``Consumer._read_offset``: the newest offset handed over per
+    partition), with floors that ``OffsetGuard`` sets while it re-reads a partition.
+
+    Faust's fetch loop drops every fetched message below a partition's read offset as
+    already read, and moves the read offset to each message it hands over. After a seek
+    back to a missing offset, messages fetched before the seek (the rest of the fetch
+    being handed over, records aiokafka had buffered) still arrive first and move the read
+    offset past the re-read, whose messages are then dropped: the SIGKILL fault test once
+    saw a partition re-read from 8640 a dozen times without ever getting 8640. While a
+    floor is set, the read offset Faust sees is at most the floor, so the re-read messages
+    are handed over whatever came before them.
+    """
+
+    def __init__(self, initial: Mapping[TP, int | None] | None = None) -> None:
+        super().__init__(lambda: None, initial or {})
+        self.floors: dict[TP, int] = {}
+
+    def __getitem__(self, tp: TP) -> int | None:
+        value: int | None = super().__getitem__(tp)
+        floor = self.floors.get(tp)
+        if floor is not None and (value is None or value > floor):
+            return floor
+        return value
+
+    def pop(self, tp: TP, *default: Any) -> Any:
+        """Forget a partition (Faust pops revoked ones), its floor with it."""
+        self.floors.pop(tp, None)
+        return super().pop(tp, *default)
+
+
+def use_read_offsets(app: faust.App) -> None:
+    """Give the app's consumer a ``ReadOffsets`` from the moment it is made.
+
+    Faust's fetch loop binds the read offsets' methods once when it starts, so the mapping
+    is replaced as the consumer is created, before any fetch.
+    """
+    make = app._new_consumer
+
+    def new_consumer() -> Any:
+        consumer = make()
+        consumer._read_offset = ReadOffsets(getattr(consumer, "_read_offset", None))
+        return consumer
+
+    app._new_consumer = new_consumer
 
 
 def kafka_probe(app: faust.App) -> Probe:

@@ -73,6 +73,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         )
         return Runtime(settings, pipeline, dead_letters, facts, contacts, customers, sinks, exchange)
 
+    agents.use_read_offsets(app)
     runtime = agents.register(app, settings, runtime_factory)
     _pages(app, registry, runtime)
     return app

@@ -149,3 +149,115 @@ def test_gaps_of_offsets_never_read_still_count_as_done() -> None:
     fixed = _faust_consumer(list(range(10, 20)) + list(range(30, 40)), [(20, 30)], committed=9)
     commit_past_overlapping_gaps(fixed)
     assert fixed._new_offset(tp) == 40  # 20-29 are transaction markers, say: nothing to wait for
+
+
+# -- the read offsets Faust drops fetched messages by (stream/agents.py ReadOffsets) ---------
+
+
+def _drain(read_offset: Any, fetches: list[list[int]], between: Any) -> list[int]:
+    """Run Faust's own fetch loop (``Consumer._drain_messages``) over ``fetches`` (offsets of
+    partition 0, one list a fetch) and return the offsets it handed over; ``between(n)`` runs
+    after fetch n was handed over (where a re-read seeks)."""
+    from faust.transport.consumer import Consumer
+
+    tp = TP(TOPIC, 0)
+    handed: list[int] = []
+    stopped = asyncio.Event()
+    queue = list(fetches)
+
+    async def getmany(timeout: float) -> Any:
+        if not queue:
+            stopped.set()
+            return
+        offsets = queue.pop(0)
+        for offset in offsets:
+            yield tp, SimpleNamespace(offset=offset, topic=TOPIC, key=None, value=None)
+        between(len(fetches) - len(queue))
+
+    async def callback(message: Any) -> None:
+        handed.append(message.offset)
+
+    async def wait_first(*coros: Any) -> None:
+        await coros[0]
+        for other in coros[1:]:
+            other.close()
+
+    async def add_gap(tp: TP, start: int, end: int) -> None:
+        pass
+
+    async def nothing(*_: Any) -> None:
+        pass
+
+    consumer = SimpleNamespace(
+        callback=callback, getmany=getmany, _stopped=stopped, _read_offset=read_offset, consumer_stopped_errors=(), should_stop=False,
+        diag=SimpleNamespace(set_flag=lambda flag: None, unset_flag=lambda flag: None),
+        _commit_every=None, app=SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: True)),
+        sleep=nothing, _add_gap=add_gap, wait_first=wait_first, suspend_flow=SimpleNamespace(wait=nothing),
+        transport=SimpleNamespace(app=SimpleNamespace(should_stop=False)), log=SimpleNamespace(dev=lambda *a: None, exception=lambda *a: None),
+    )
+    asyncio.run(Consumer._drain_messages(consumer, SimpleNamespace(_stopped=asyncio.Event())))
+    return handed
+
+
+def _seek_back(read_offset: Any, offset: int) -> Any:
+    """What OffsetGuard._reread does to the read offsets, after fetch 1, and nothing after."""
+    def between(fetch: int) -> None:
+        if fetch == 1:
+            read_offset[TP(TOPIC, 0)] = offset
+            if hasattr(read_offset, "floors"):
+                read_offset.floors[TP(TOPIC, 0)] = offset
+    return between
+
+
+def test_faust_drops_a_re_read_once_messages_fetched_before_it_moved_the_read_offset() -> None:
+    from collections import defaultdict
+
+    read: Any = defaultdict(lambda: None)
+    # fetch 1 ends with 8643; the seek back to 8640 is made while 8644-8645 are still to come
+    handed = _drain(read, [[8641, 8642, 8643], [8644, 8645], [8640, 8641, 8642]], _seek_back(read, 8640))
+    assert handed == [8641, 8642, 8643, 8644, 8645], "the re-read 8640-8642 was dropped"
+
+
+def test_with_a_floor_the_re_read_is_handed_over_whatever_came_before_it() -> None:
+    from stream.agents import ReadOffsets
+
+    read = ReadOffsets()
+    handed = _drain(read, [[8641, 8642, 8643], [8644, 8645], [8640, 8641, 8642]], _seek_back(read, 8640))
+    assert handed == [8641, 8642, 8643, 8644, 8645, 8640, 8641, 8642]
+
+
+def test_read_offsets_floors_cap_the_offset_until_lifted_and_go_with_their_partition() -> None:
+    from stream.agents import ReadOffsets
+
+    tp, other = TP(TOPIC, 0), TP(TOPIC, 1)
+    read = ReadOffsets({tp: 9000, other: 5})
+    assert read[tp] == 9000 and read[TP(TOPIC, 2)] is None
+    read.floors[tp] = 8640
+    read[tp] = 9500  # Faust's fetch loop moves it on
+    assert read[tp] == 8640 and read[other] == 5
+    read.pop(tp, None)  # revoked
+    assert read.floors == {} and read[tp] is None
+
+
+def test_the_guard_sets_a_floor_when_it_re_reads_and_lifts_it_once_the_offset_came() -> None:
+    from stream.agents import ReadOffsets
+
+    last = {0: 37}
+    app, guard, _ = _setup(last)
+    app.consumer._read_offset = ReadOffsets()
+    tp = TP(TOPIC, 0)
+    assert _admit(guard, _fence(app, [(0, 40), (0, 41)])) == []
+    assert app.consumer._read_offset.floors == {tp: 38}
+    assert _admit(guard, _fence(app, [(0, 42)])) == [], "still missing: the floor stays"
+    assert app.consumer._read_offset.floors == {tp: 38}
+    assert _admit(guard, _fence(app, [(0, 38), (0, 39), (0, 40)])) == [(0, 38), (0, 39), (0, 40)]
+    assert app.consumer._read_offset.floors == {}
+
+
+def test_the_worker_app_s_consumer_has_read_offsets_with_floors() -> None:
+    from stream.agents import ReadOffsets
+    from stream.app import create_app
+    from stream.settings import Settings
+
+    app = create_app(Settings(broker="kafka://127.0.0.1:1"))
+    assert isinstance(app.consumer._read_offset, ReadOffsets)
