@@ -358,6 +358,7 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             with _Fence(app, epoch, events) as fence:
+                runtime.backlog = backlog(app.consumer, settings.input_topic, fence.events)
                 await runtime.ingest(await contact_order.admit(fence), fence.current)
 
     @app.agent(facts_topic, name="customers", concurrency=1)
@@ -796,6 +797,28 @@ def kafka_probe(app: faust.App) -> Probe:
             await consumer.stop()
 
     return next_present
+
+
+def backlog(consumer: Any, topic: str, events: Iterable[Any]) -> int:
+    """Messages of ``topic`` already in Kafka after the newest of each partition in ``events``.
+
+    From the high watermarks the consumer learnt at its last fetch; a partition whose high
+    watermark is not known yet counts none.
+    """
+    newest: dict[int, int] = {}
+    for event in events:
+        message = event.message
+        if message.offset >= newest.get(message.partition, -1):
+            newest[message.partition] = message.offset
+    waiting = 0
+    for partition, offset in newest.items():
+        try:
+            high = consumer.highwater(TP(topic, partition))
+        except Exception:  # not assigned (any more), or no fetch answered yet
+            continue
+        if high is not None:
+            waiting += max(0, int(high) - offset - 1)
+    return waiting
 
 
 def _partitions(assignment: set[TP], topic: str) -> list[int]:
