@@ -30,7 +30,7 @@ BENCHMARKS = (
     "throughput", "scaleout", "publish", "changelog", "freshness", "replay", "recovery", "memory", "soak", "profile"
 )
 
-# Sizes per mode: the full suite aims at <= 15 min on a 2-core box, --quick at <= 3 min.
+# Sizes per mode: the full suite takes ~25 min on a 2-core box (replay and soak are most of it), --quick ~3-8.
 SIZES = {
     "full": {
         "throughput_events": 60_000,
