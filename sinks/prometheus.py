@@ -351,6 +351,24 @@ def publish_families(pipeline: Mapping[str, float], prefix: str) -> Iterator[Met
     yield from (last, failures)
 
 
+def checkpoint_families(pipeline: Mapping[str, float], prefix: str) -> Iterator[Metric]:
+    """Yield the background checkpoints' counts from the ``checkpoint:*`` keys, if any."""
+    if "checkpoint:written" not in pipeline:
+        return
+    runs = CounterMetricFamily(
+        f"{prefix}_checkpoints", "Background checkpoint runs of this worker, by result.", labels=["result"]
+    )
+    for result in ("written", "failed"):
+        runs.add_metric([result], pipeline.get(f"checkpoint:{result}", 0.0))
+    yield runs
+    if "checkpoint:last_success" in pipeline:
+        yield GaugeMetricFamily(
+            f"{prefix}_last_checkpoint_timestamp_seconds",
+            "Time of the state the last good background checkpoint holds, epoch s.",
+            value=pipeline["checkpoint:last_success"],
+        )
+
+
 def state_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:
     """Yield watermark, snapshot time, partitions and leadership of this worker."""
     values = {
@@ -373,6 +391,7 @@ def snapshot_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:
         yield from _nonempty(live_families(snapshot, prefix))
     yield from _nonempty(pipeline_counter_families(snapshot.pipeline, prefix))
     yield from _nonempty(publish_families(snapshot.pipeline, prefix))
+    yield from checkpoint_families(snapshot.pipeline, prefix)
     yield from state_families(snapshot, prefix)
 
 

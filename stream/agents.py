@@ -414,7 +414,9 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
             return
         while not app.should_stop:
             await app.sleep(interval)
-            if app.rebalancing or getattr(app, "in_recovery", False) or background.running():
+            busy = background.running()  # reaps the last child: counted once it is done
+            runtime.sink_health.update(background.health())
+            if app.rebalancing or getattr(app, "in_recovery", False) or busy:
                 continue
             for _ in range(200):  # a moment between batches of both stages, within 2 s
                 if not contacts.in_progress and not customers.in_progress:

@@ -257,6 +257,8 @@ class Background:
         self.started = 0.0
         self.written = 0  # checkpoint runs that finished well
         self.failed = 0
+        self.last_success = 0.0  # wall-clock time the last good run was started (0: none yet)
+        self._started_at = 0.0
 
     def running(self) -> bool:
         """Whether the last child is still writing (reaping it if it has finished)."""
@@ -270,6 +272,7 @@ class Background:
             return True
         if os.waitstatus_to_exitcode(status) == 0:
             self.written += 1
+            self.last_success = self._started_at  # its files hold the state as of the fork
             log.info("checkpoints written in the background (done %.2f s after the fork, or sooner)",
                      time.monotonic() - self.started)
         else:
@@ -279,6 +282,13 @@ class Background:
         self.pid = None
         return False
 
+    def health(self) -> dict[str, float]:
+        """Counts for the worker's metrics (sinks/prometheus.py ``checkpoint_families``)."""
+        out = {"checkpoint:written": float(self.written), "checkpoint:failed": float(self.failed)}
+        if self.last_success:
+            out["checkpoint:last_success"] = self.last_success
+        return out
+
     def _clean(self, pid: int) -> None:
         for checkpoints in self.folders:
             checkpoints.remove_scratch(pid=pid)
@@ -287,7 +297,7 @@ class Background:
         """Fork a child that writes ``jobs``; False if the previous one is still at it."""
         if self.running() or not jobs:
             return False
-        self.started = time.monotonic()
+        self.started, self._started_at = time.monotonic(), time.time()
         self.folders = list({id(job[0]): job[0] for job in jobs}.values())
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child; its files are what the tests check

@@ -278,6 +278,21 @@ async def test_pipeline_metrics(name: str, labels: dict[str, str], expected: flo
     assert value(registry, name, **labels) == expected
 
 
+async def test_background_checkpoints_are_counted_once_a_worker_writes_them() -> None:
+    quiet = await registry_with(snapshots.snapshot())
+    assert not {"ccpulse_checkpoints_total", "ccpulse_last_checkpoint_timestamp_seconds"} & names(quiet)
+    counted = await registry_with(snapshots.snapshot(pipeline={"checkpoint:written": 0.0, "checkpoint:failed": 0.0}))
+    assert value(counted, "ccpulse_checkpoints_total", result="written") == 0.0
+    assert "ccpulse_last_checkpoint_timestamp_seconds" not in names(counted), "none written yet"
+    registry = await registry_with(snapshots.snapshot(pipeline={
+        "checkpoint:written": 4.0, "checkpoint:failed": 1.0, "checkpoint:last_success": 1_800_000_840.0,
+    }))
+    assert value(registry, "ccpulse_checkpoints_total", result="written") == 4.0
+    assert value(registry, "ccpulse_checkpoints_total", result="failed") == 1.0
+    assert value(registry, "ccpulse_last_checkpoint_timestamp_seconds") == 1_800_000_840.0
+    assert value(registry, "ccpulse_events_processed_total", stage="contacts") is not None
+
+
 async def test_unknown_pipeline_keys_are_ignored() -> None:
     registry = await registry_with(
         snapshots.snapshot(pipeline={"x": 1.0, "publish:": 2.0, "rejected:": 3.0})

@@ -184,12 +184,16 @@ def test_a_background_checkpoint_is_written_by_a_child_from_the_state_at_the_for
     cp = checkpoints(tmp_path)
     records = {key: dict(value) for key, value in RECORDS.items()}
     background = Background()
+    assert background.health() == {"checkpoint:written": 0.0, "checkpoint:failed": 0.0}
+    forked_at = time.time()
     assert background.start([(cp, TOPIC, 1, 41, records)])
     records["1|c|a"]["o"] = 99  # the worker goes on; the child has its own copy
     deadline = time.monotonic() + 20
     while background.running() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert background.written == 1 and background.failed == 0
+    health = background.health()
+    assert health["checkpoint:written"] == 1.0 and forked_at <= health["checkpoint:last_success"] <= time.time()
     assert cp.read(TOPIC, 1) == (41, RECORDS)
     assert not background.start([])  # nothing to write: no child
 
