@@ -618,9 +618,13 @@ class OffsetGuard:
             await self._reread(partition, missing, handed)
         return admitted
 
+    def _floors(self) -> dict[TP, int] | None:
+        """The consumer's read-offset floors (``ReadOffsets``), if it has them."""
+        return getattr(getattr(self.app.consumer, "_read_offset", None), "floors", None)
+
     def _lift_floors(self, following: Mapping[int, int], reread: Mapping[int, Any]) -> None:
         """Drop the read-offset floor of partitions whose re-read offset was handed over."""
-        floors = getattr(getattr(self.app.consumer, "_read_offset", None), "floors", None)
+        floors = self._floors()
         if not floors:
             return
         for partition, expected in following.items():
@@ -650,7 +654,7 @@ class OffsetGuard:
         log.warning("%s[%d]: offsets %d-%d still missing after %d re-reads; going on from %d",
                     self.topic, partition, expected, offset - 1, times, offset)
         self.rereads.pop(partition, None)
-        floors = getattr(getattr(self.app.consumer, "_read_offset", None), "floors", None)
+        floors = self._floors()
         if floors:
             floors.pop(TP(self.topic, partition), None)
         self.skipped_offsets += offset - expected
