@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from sinks.prometheus import PrometheusSink, exposition
 from sinks.redis import RedisSink
 from stream import agents
+from stream.delivery import prompt_delivery
 from stream.exchange import PartialExchange
 from stream.pipeline import Pipeline
 from stream.runtime import Runtime
@@ -74,6 +75,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         return Runtime(settings, pipeline, dead_letters, facts, contacts, customers, sinks, exchange)
 
     agents.use_read_offsets(app)
+    prompt_delivery(app)
     runtime = agents.register(app, settings, runtime_factory)
     _pages(app, registry, runtime)
     return app
