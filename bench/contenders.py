@@ -73,9 +73,12 @@ def limit(topic: str, count: int, work: Path, group: str, timeout: float) -> dic
     )
 
 
-def floor(topic: str, count: int, work: Path, app_id: str, timeout: float) -> dict[str, Any]:
-    args = [topic, str(count), str(work / "floor.json"), str(work / "floor-data"), app_id]
-    return run_module("bench.floor", args, work / "floor.json", work / "floor.log", timeout)
+def floor(topic: str, count: int, work: Path, app_id: str, timeout: float, prompt: bool = False) -> dict[str, Any]:
+    """The Faust floor (``prompt``: with ccpulse's prompt delivery, stream/delivery.py)."""
+    name = "floor-prompt" if prompt else "floor"
+    args = [topic, str(count), str(work / f"{name}.json"), str(work / f"{name}-data"), app_id]
+    args += ["prompt"] if prompt else []
+    return run_module("bench.floor", args, work / f"{name}.json", work / f"{name}.log", timeout)
 
 
 def peer(topic: str, count: int, work: Path, group: str, timeout: float) -> dict[str, Any]:

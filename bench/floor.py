@@ -1,10 +1,12 @@
 """Framework floor: a Faust agent that iterates the same events and JSON-decodes them, no state.
 
-Run as a subprocess worker: ``python -m bench.floor TOPIC COUNT RESULT_PATH DATA_DIR APP_ID``. The
+Run as a subprocess worker: ``python -m bench.floor TOPIC COUNT RESULT_PATH DATA_DIR APP_ID [prompt]``. The
 app is configured like ccpulse's (stream/app.py: memory store, commit every second, no
 ``stream_wait_empty``) but has no table, no timer and no sinks. When COUNT events went
 through it writes ``{"events", "seconds"}`` (first to last event) to RESULT_PATH and the
-benchmark stops it.
+benchmark stops it. With ``prompt`` its consumer hands messages over the way ccpulse's does
+(stream/delivery.py), a change to Faust's own per-message work that any Faust app could make:
+the stock floor is the target's baseline, this one shows what of ccpulse's lead comes from it.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import orjson
 
 from bench.kafka import BROKER
 from stream.app import worker
+from stream.delivery import prompt_delivery
 
 
 def create_app(
-    topic_name: str, count: int, result_path: str, data_dir: str, app_id: str
+    topic_name: str, count: int, result_path: str, data_dir: str, app_id: str, prompt: bool = False
 ) -> faust.App:
-    """Return the floor app: one raw-bytes topic, one counting agent."""
+    """Return the floor app: one raw-bytes topic, one counting agent (``prompt``: see above)."""
     app = faust.App(
         app_id,
         broker=f"kafka://{BROKER}",
@@ -54,12 +57,14 @@ def create_app(
                 with open(result_path, "wb") as out:
                     out.write(orjson.dumps({"events": count, "seconds": seconds}))
 
+    if prompt:
+        prompt_delivery(app)
     return app
 
 
 def main(argv: list[str]) -> int:
     topic, count, result_path, data_dir, app_id = argv[0], int(argv[1]), argv[2], argv[3], argv[4]
-    app = create_app(topic, count, result_path, data_dir, app_id)
+    app = create_app(topic, count, result_path, data_dir, app_id, prompt=argv[5:] == ["prompt"])
     sys.argv = [sys.argv[0]]  # faust's command line must not see ours
     # the worker ccpulse runs in (no terminal spinner), so the two differ only in their agents
     worker(app, "WARNING").execute_from_commandline()

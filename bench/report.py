@@ -65,9 +65,12 @@ def _throughput(t: dict[str, Any] | None, s: dict[str, Any] | None) -> list[str]
     names = {
         "limit": "limit: raw aiokafka + orjson",
         "floor": "framework floor: Faust agent, no state",
+        "floor_prompt": "floor with ccpulse's prompt delivery (stream/delivery.py)",
         "peer": "peer: Quix Streams, 15-min sliding KPIs per queue",
     }
     for key, label in names.items():
+        if key not in t:  # a result from before the row existed
+            continue
         out.append(f"| {label} | {_rate(t[key]['rate'])} | {t[f'ccpulse_over_{key}']:.2f}× |")
     out.append(
         f"| **ccpulse: full KPI state, sinks on** | **{_rate(t['ccpulse']['rate'])}** | 1.00× |"

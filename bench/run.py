@@ -115,10 +115,12 @@ class Suite:
         print(f"      limit {out['limit']['rate']:,.0f} events/s", flush=True)
         out["floor"] = contenders.floor(self.topic, n, work, self.name("floor"), timeout)
         print(f"      floor {out['floor']['rate']:,.0f} events/s", flush=True)
+        out["floor_prompt"] = contenders.floor(self.topic, n, work, self.name("floorp"), timeout, prompt=True)
+        print(f"      floor, prompt delivery {out['floor_prompt']['rate']:,.0f} events/s", flush=True)
         out["peer"] = contenders.peer(self.topic, n, work, self.name("quix"), timeout)
         print(f"      peer  {out['peer']['rate']:,.0f} events/s", flush=True)
         out["ccpulse"] = contenders.ccpulse(self.topic, self.name("tp1"), work, 1, timeout)
-        for base in ("limit", "floor", "peer"):
+        for base in ("limit", "floor", "floor_prompt", "peer"):
             out[f"ccpulse_over_{base}"] = out["ccpulse"]["rate"] / out[base]["rate"]
         return out
 
