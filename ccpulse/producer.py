@@ -46,7 +46,10 @@ class EventProducer:
         """Produce one canonical event, keyed by contact, agent or customer."""
         self.send_raw(orjson.dumps(event), event_key(event))
 
-    def send_raw(self, value: bytes, key: bytes | None = None, headers: list[tuple[str, bytes]] | None = None, topic: str | None = None) -> None:
+    def send_raw(
+        self, value: bytes, key: bytes | None = None, headers: list[tuple[str, bytes]] | None = None,
+        topic: str | None = None,
+    ) -> None:
         """Produce bytes as they are (a malformed line goes on to be dead-lettered)."""
         self.producer.send(topic or self.topic, value=value, key=key, headers=headers or [])
         self.sent += 1

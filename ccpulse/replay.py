@@ -38,7 +38,12 @@ class StrictError(Exception):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="JSON-lines file, or - for standard input")
-    parser.add_argument("--format", default="canonical", help="canonical (default) or a platform format: " "asterisk-queue-log, asterisk-queue-log-db, amazon-connect, twilio-taskrouter, zendesk")
+    parser.add_argument(
+        "--format",
+        default="canonical",
+        help="canonical (default) or a platform format: "
+        "asterisk-queue-log, asterisk-queue-log-db, amazon-connect, twilio-taskrouter, zendesk",
+    )
     parser.add_argument("--strict", action="store_true", help="stop at the first malformed line")
     parser.add_argument("--topic", default=None, help="topic to produce to (default CCPULSE_INPUT_TOPIC)")
     parser.add_argument("--follow", action="store_true", help="keep reading a growing file (Asterisk queue_log)")
@@ -78,10 +83,10 @@ def _lines(handle: IO[bytes], args: argparse.Namespace) -> Iterator[bytes]:
         total = os.fstat(handle.fileno()).st_size
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="replay", disable=args.no_progress, file=sys.stderr)
     if args.follow:
-        from ccpulse.adapters.asterisk import follow
+        from ccpulse.adapters.queue_log import follow
 
-        for line in follow(args.file):
-            yield line.encode() if isinstance(line, str) else line
+        for text in follow(args.file):  # complete lines, decoded
+            yield text.encode()
         return
     with bar:
         for line in handle:
@@ -89,7 +94,9 @@ def _lines(handle: IO[bytes], args: argparse.Namespace) -> Iterator[bytes]:
             yield line
 
 
-def _replay(lines: Iterator[bytes], args: argparse.Namespace, settings: Settings, producer: EventProducer, counts: ReplayCounts) -> None:
+def _replay(
+    lines: Iterator[bytes], args: argparse.Namespace, settings: Settings, producer: EventProducer, counts: ReplayCounts
+) -> None:
     mapper = None
     if args.format != "canonical":
         from ccpulse.adapters import get_mapper
@@ -114,7 +121,15 @@ def _replay(lines: Iterator[bytes], args: argparse.Namespace, settings: Settings
         counts.produced += 1
 
 
-def _replay_mapped(mapper: Any, line: bytes, number: int, args: argparse.Namespace, settings: Settings, producer: EventProducer, counts: ReplayCounts) -> None:
+def _replay_mapped(
+    mapper: Any,
+    line: bytes,
+    number: int,
+    args: argparse.Namespace,
+    settings: Settings,
+    producer: EventProducer,
+    counts: ReplayCounts,
+) -> None:
     from ccpulse.adapters import UnmappableError
 
     try:

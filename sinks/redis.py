@@ -140,7 +140,7 @@ class KpiHash(NamedTuple):
     window: str
     scope: str
     key: str
-    kpis: dict[str, Any]
+    kpis: Mapping[str, Any]
 
     def fields(self, held: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The KPIs to write (values as they are; each field holds its value's JSON).
@@ -227,7 +227,7 @@ class RedisSink:
         self.last_success_at: float | None = None
         self.failures = 0  # failed write attempts since start (a counter)
         # key -> KPIs Redis holds, as far as we know (cleared whenever we cannot know)
-        self._written: dict[str, dict[str, bytes]] = {}
+        self._written: dict[str, Mapping[str, Any]] = {}
         self._keys: set[str] = set()  # keys we wrote and have not deleted, kept across failures
         self._key_names: dict[tuple[str, str], KpiHash] = {}  # (window, scope) -> its last hash
         self._last_full: float | None = None

@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -34,7 +34,7 @@ from stream.topics import CHANGELOG_CONFIG, TopicIds
 log = logging.getLogger(__name__)
 
 
-class PartitionedTable(faust.Table):  # type: ignore[misc]  # faust's Table is untyped
+class PartitionedTable(faust.Table[bytes, bytes]):
     """A table whose keys name their own partition: ``b"<partition>|<kind>|<id>"``.
 
     A batch spans partitions, so the changelog partition cannot come from "the current
@@ -43,7 +43,7 @@ class PartitionedTable(faust.Table):  # type: ignore[misc]  # faust's Table is u
 
     checkpoints: Checkpoints | None = None
 
-    def partition_for_key(self, key: Any) -> int | None:
+    def partition_for_key(self, key: Any) -> int:
         return int(bytes(key).split(b"|", 1)[0])
 
     def _new_store(self) -> CheckpointStore:
@@ -71,7 +71,7 @@ def state_table(
         extra_topic_configs=CHANGELOG_CONFIG,
     )
     table.checkpoints = checkpoints
-    return app.tables.add(table)
+    return cast(PartitionedTable, app.tables.add(table))
 
 
 def compact_json(record: Any) -> bytes:
@@ -165,7 +165,8 @@ class TableWriter:
             else:
                 acks = await self._send_each(topic, writes, current)
             offsets = self.offsets
-            for meta, count in zip(await asyncio.gather(*(ack for ack, _ in acks)), (n for _, n in acks)):
+            metas = await asyncio.gather(*(ack for ack, _ in acks))  # one per ack, in order
+            for meta, count in zip(metas, (n for _, n in acks), strict=True):
                 last = meta.offset + count - 1  # a batch's records take consecutive offsets
                 if last > offsets.get(meta.partition, -1):
                     offsets[meta.partition] = last
@@ -254,7 +255,7 @@ class TableWriter:
         started from one, with the changelog records read after it in their place.
         """
         keys = self._partition_keys(partition)
-        store = self.table.data
+        store = cast(CheckpointStore, self.table.data)
         items = list(store.take_checkpoint(partition).items())
         items.extend((key.decode(), orjson.loads(store[key])) for key in keys)
         self._drop(keys)
@@ -312,7 +313,7 @@ class TableWriter:
     def replay(self, partition: int) -> None:
         """Forget what the store holds of a partition; recover it from the changelog's start."""
         self._drop(self._partition_keys(partition))
-        self.table.data.forget_checkpoint(partition)
+        cast(CheckpointStore, self.table.data).forget_checkpoint(partition)
         self.offsets.pop(partition, None)
         recovery = getattr(self.app.tables, "_recovery", None)  # faust's, once it has started
         if recovery is not None:
@@ -322,7 +323,7 @@ class TableWriter:
 
 def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtime:
     """Declare topics, tables, agents, the publish timer and web pages on ``app``."""
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     n = settings.partitions
     input_topic = app.topic(settings.input_topic, partitions=n, **raw)
     facts_topic = app.topic(f"{settings.app_id}-customer-facts", partitions=n, **raw)
@@ -347,7 +348,9 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
     epoch = Epoch()
     for fmt, name in platform_topic_table(settings).items():
         source = app.topic(name, **raw)
-        platform_agent(app, settings, epoch, PlatformFeed(fmt), source, TopicSender(app, settings.input_topic), dead_letters)
+        platform_agent(
+            app, settings, epoch, PlatformFeed(fmt), source, TopicSender(app, settings.input_topic), dead_letters
+        )
 
     pipeline = runtime.pipeline
     probe = kafka_probe(app)
@@ -356,7 +359,9 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
 
     @app.agent(input_topic, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+        # take_events is faust.Stream's, not in StreamT
+        batches = cast("faust.Stream[bytes]", stream).take_events(settings.batch_size, within=settings.batch_seconds)
+        async for events in batches:
             with _Fence(app, epoch, events) as fence:
                 runtime.backlog = backlog(app.consumer, settings.input_topic, fence.events)
                 await runtime.ingest(await contact_order.admit(fence), fence.current)
@@ -364,11 +369,14 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
     @app.agent(facts_topic, name="customers", concurrency=1)
     async def customer_stage(stream: faust.StreamT[bytes]) -> None:
         # a message carries the facts of one input batch for this partition (up to 200)
-        async for events in stream.take_events(max(1, settings.batch_size // 20), within=settings.batch_seconds):
+        batches = cast("faust.Stream[bytes]", stream).take_events(
+            max(1, settings.batch_size // 20), within=settings.batch_seconds
+        )
+        async for events in batches:
             with _Fence(app, epoch, events) as fence:
                 await runtime.ingest_facts(await fact_order.admit(fence), fence.current)
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]  # faust's TaskArg is an unparameterised Awaitable
     async def publish_loop() -> None:
         # not ``app.timer``: Faust warns "Timer ... is overlapping" whenever a publish takes
         # longer than the interval, and at 0.25 s that is most publishes of a busy worker.
@@ -389,12 +397,12 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
             leader=app.is_leader(),
         )
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode's SignalHandlerT fits no def
     async def assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
         epoch.assigned_at = app.rebalancing_count
         commit_past_overlapping_gaps(app.consumer)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's SignalHandlerT fits no def
     async def forget(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         # the changelog is complete before the new owner recovers it
         pipeline = runtime.pipeline
@@ -407,7 +415,7 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
 
     background = Background()
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]  # faust's TaskArg is an unparameterised Awaitable
     async def checkpoint_loop() -> None:
         interval = settings.checkpoint_interval_seconds
         if checkpoints is None or interval <= 0:
@@ -426,7 +434,7 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
             jobs = contacts.checkpoint_jobs(pipeline.contacts) + customers.checkpoint_jobs(pipeline.customers)
             background.start(jobs)
 
-    @app.on_before_shutdown.connect
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode's SignalHandlerT fits no def
     async def checkpoint(sender: Any, **kwargs: Any) -> None:
         # Faust has stopped fetching; a batch in progress finishes first
         background.stop()
@@ -455,7 +463,9 @@ def platform_agent(
 
     @app.agent(source, name=f"platform-{feed.format}", concurrency=1)
     async def map_platform(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+        # take_events is faust.Stream's, not in StreamT
+        batches = cast("faust.Stream[bytes]", stream).take_events(settings.batch_size, within=settings.batch_seconds)
+        async for events in batches:
             with _Fence(app, epoch, events) as fence:
                 await forward(feed, topic, fence.batch(), input_topic, dead_letters)
 
@@ -491,7 +501,9 @@ class _Fence:
 
     def current(self) -> bool:
         """True while no rebalance has begun since the batch was handed over."""
-        return bool(self.app.consumer_generation_id == self.generation and self.app.rebalancing_count == self.rebalances)
+        return bool(
+            self.app.consumer_generation_id == self.generation and self.app.rebalancing_count == self.rebalances
+        )
 
     def batch(self) -> list[tuple[int, int, Any]]:
         """(partition, offset, value) of each message to apply: each offset once.
@@ -666,7 +678,8 @@ class OffsetGuard:
         if sought == offset and now - at < self.retry_seconds:
             return  # a re-read from there is under way; its messages are still to come
         self.rereads[partition] = (offset, times + 1 if sought == offset else 1, now)
-        log.warning("%s[%d]: handed offset %d before %d; re-reading from %d", self.topic, partition, handed, offset, offset)
+        log.warning("%s[%d]: handed offset %d before %d; re-reading from %d",
+                    self.topic, partition, handed, offset, offset)
         tp = TP(self.topic, partition)
         consumer = self.app.consumer
         gaps = getattr(consumer, "_gap", None)
@@ -770,11 +783,11 @@ def use_read_offsets(app: faust.App) -> None:
     make = app._new_consumer
 
     def new_consumer() -> Any:
-        consumer = make()
+        consumer = cast(Any, make())  # _read_offset is Faust's private attribute
         consumer._read_offset = ReadOffsets(getattr(consumer, "_read_offset", None))
         return consumer
 
-    app._new_consumer = new_consumer
+    cast(Any, app)._new_consumer = new_consumer  # an instance attribute, shadowing the method
 
 
 def kafka_probe(app: faust.App) -> Probe:

@@ -11,6 +11,7 @@ from faust.tables import TableManager
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from prometheus_client import CollectorRegistry
 
+from sinks.base import Sink
 from sinks.prometheus import PrometheusSink, exposition
 from sinks.redis import RedisSink
 from stream import agents
@@ -52,7 +53,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     )
     registry = registry or CollectorRegistry()
     redis_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-    sinks = [
+    sinks: list[Sink] = [
         RedisSink(
             settings.redis_url,
             settings.redis_prefix,
@@ -95,7 +96,7 @@ def worker(app: faust.App, loglevel: str) -> faust.Worker:
     return built
 
 
-class PromptTableManager(TableManager):  # type: ignore[misc]  # faust's TableManager is untyped
+class PromptTableManager(TableManager):
     """Faust's table manager, without the second it sleeps at start.
 
     ``TableManager.on_start`` sleeps 1 s before registering the tables' changelogs, so that

@@ -494,7 +494,9 @@ def _write_rank(key: str) -> tuple[int, str]:
     return ({"b": 0, "i": 0, "t": 0, "u": 2, "c": 2, "a": 2, "m": 3}.get(kind, 1), key)
 
 
-def _merge_lanes(parts: Iterable[dict[str, dict[str, aggregates.Agg]]], chosen: tuple[str, ...]) -> dict[str, aggregates.Agg]:
+def _merge_lanes(
+    parts: Iterable[dict[str, dict[str, aggregates.Agg]]], chosen: tuple[str, ...]
+) -> dict[str, aggregates.Agg]:
     """Add up the scopes of the chosen lanes of parts split by lane (new dicts)."""
     return _sum(split.get(name, {}) for split in parts for name in chosen)
 

@@ -175,7 +175,7 @@ class Checkpoints:
         return "", (int(header["offset"]), records)
 
 
-class CheckpointStore(memory.Store):  # type: ignore[misc]  # faust's Store is untyped
+class CheckpointStore(memory.Store[bytes, bytes]):
     """Faust's memory store, starting a partition from its checkpoint when there is one.
 
     ``persisted_offset`` is asked once per assignment of each changelog partition; the first

@@ -313,12 +313,17 @@ def _customer_event_fact(event: Event) -> dict[str, Any]:
     }
 
 
-def _customer_diff(record: Record, before: lifecycle.Derivation, after: lifecycle.Derivation, contact_id: str) -> list[dict[str, Any]]:
+def _customer_diff(
+    record: Record, before: lifecycle.Derivation, after: lifecycle.Derivation, contact_id: str
+) -> list[dict[str, Any]]:
     customer = record.get("cust")
     if not customer:
         return []
     out = []
-    for sign, facts in ((True, before.customer_facts - after.customer_facts), (False, after.customer_facts - before.customer_facts)):
+    for sign, facts in (
+        (True, before.customer_facts - after.customer_facts),
+        (False, after.customer_facts - before.customer_facts),
+    ):
         for kind, fid, ts, queue, channel, agent in facts:
             out.append({
                 "kind": kind, "fact_id": f"{contact_id}.{fid}", "customer_id": customer, "ts": ts,

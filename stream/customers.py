@@ -105,7 +105,8 @@ class CustomerState(BucketState):
         self._fcr(resolution, offset, first_delta=0.0 if resolution[5] else 1.0, n_delta=1.0)
 
     def _is_repeat(self, resolution: list[Any], contact: str, ts: float) -> bool:
-        return contact != resolution[6] and resolution[1] < ts <= resolution[1] + self.repeat_seconds
+        resolved_at: float = resolution[1]
+        return contact != resolution[6] and resolved_at < ts <= resolved_at + self.repeat_seconds
 
     def _fcr(self, resolution: list[Any], offset: int, first_delta: float, n_delta: float) -> None:
         _, ts, queue, channel, agent = resolution[:5]

@@ -106,7 +106,9 @@ class _Deriver:
     def leg(self) -> Leg | None:
         return self.legs[-1] if self.legs else None
 
-    def fact(self, fid: str, ts: float, leg: Leg | None, incs: list[tuple[str, float]], agent: str | None = None) -> None:
+    def fact(
+        self, fid: str, ts: float, leg: Leg | None, incs: list[tuple[str, float]], agent: str | None = None
+    ) -> None:
         queue = leg.queue if leg else self.out.queue
         channel = leg.channel if leg else self.channel
         who = agent if agent is not None else (leg.agent if leg else None)

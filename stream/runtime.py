@@ -182,7 +182,9 @@ class Runtime:
         """
         return self.batch_fill < 0.5 and self.backlog < BACKLOG_BATCHES * self.settings.batch_size
 
-    async def tick(self, contact_partitions: Iterable[int], customer_partitions: Iterable[int], leader: bool) -> Snapshot:
+    async def tick(
+        self, contact_partitions: Iterable[int], customer_partitions: Iterable[int], leader: bool
+    ) -> Snapshot:
         """Build a snapshot of every KPI and hand it to every sink."""
         self.build_seconds = 0.0
         try:
@@ -192,7 +194,9 @@ class Runtime:
             pause = self.build_seconds * (1.0 / duty - 1.0)
             self.next_publish_at = time.monotonic() + pause
 
-    async def _tick(self, contact_partitions: Iterable[int], customer_partitions: Iterable[int], leader: bool) -> Snapshot:
+    async def _tick(
+        self, contact_partitions: Iterable[int], customer_partitions: Iterable[int], leader: bool
+    ) -> Snapshot:
         now = self.clock()
         contacts = [self.pipeline.contact_state(p) for p in sorted(contact_partitions)]
         customers = [self.pipeline.customer_state(p) for p in sorted(customer_partitions)]

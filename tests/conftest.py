@@ -156,7 +156,9 @@ def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
     return found
 
 
-def run_cli(env: dict[str, str], *args: str, stdin: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+def run_cli(
+    env: dict[str, str], *args: str, stdin: bytes | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[bytes]:
     """Run ``ccpulse ARGS`` with the given environment."""
     return subprocess.run(
         [sys.executable, "-m", "ccpulse.cli", *args],

@@ -69,7 +69,8 @@ def test_platform_topics_parse_to_format_and_topic(raw: str, expected: dict[str,
         ("zendesk=a,zendesk=b", "CCPULSE_PLATFORM_TOPICS: 'zendesk=b' repeats a format or a topic"),
         ("zendesk=a,amazon-connect=a", "CCPULSE_PLATFORM_TOPICS: 'amazon-connect=a' repeats a format or a topic"),
         ("zendesk=contact-events", "CCPULSE_PLATFORM_TOPICS: 'contact-events' is the input or the dead-letter topic"),
-        ("zendesk=contact-events-dlq", "CCPULSE_PLATFORM_TOPICS: 'contact-events-dlq' is the input or the dead-letter topic"),
+        ("zendesk=contact-events-dlq",
+         "CCPULSE_PLATFORM_TOPICS: 'contact-events-dlq' is the input or the dead-letter topic"),
     ],
 )  # fmt: skip
 def test_bad_platform_topics_fail_naming_the_variable(raw: str, message: str) -> None:
@@ -81,7 +82,9 @@ def test_bad_platform_topics_fail_naming_the_variable(raw: str, message: str) ->
 def test_raw_topics_are_among_the_topics_the_worker_creates() -> None:
     names = topic_names(settings("asterisk-queue-log=raw-asterisk,zendesk=raw-zendesk"))
     assert names[-2:] == ["raw-asterisk", "raw-zendesk"]
-    assert topic_names(settings("")) == ["contact-events", "contact-events-dlq", "ccpulse-customer-facts", "ccpulse-alerts"]
+    assert topic_names(settings("")) == [
+        "contact-events", "contact-events-dlq", "ccpulse-customer-facts", "ccpulse-alerts"
+    ]
 
 
 # -- one message in ---------------------------------------------------------------------------

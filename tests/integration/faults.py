@@ -74,7 +74,9 @@ def produce(lines: tuple[bytes, ...] | list[bytes], topic: str, partitions: int 
     producer.close()
 
 
-def expected_kpis(lines: tuple[bytes, ...] | list[bytes], partitions: int = PARTITIONS, **overrides: Any) -> dict[str, Any]:
+def expected_kpis(
+    lines: tuple[bytes, ...] | list[bytes], partitions: int = PARTITIONS, **overrides: Any
+) -> dict[str, Any]:
     """The KPIs of an uninterrupted run of the same input: each partition in order, once.
 
     Event-time rules (lateness, horizons) are judged per input partition, as the worker
@@ -141,7 +143,9 @@ def _same(a: Any, b: Any) -> bool:
 
 def processed(metrics_text: str) -> float:
     """Events applied by a worker's stage 1 partitions (its /metrics)."""
-    return sum(v for labels, v in samples(metrics_text, "ccpulse_events_processed_total") if labels.get("stage") == "contacts")
+    return sum(
+        v for labels, v in samples(metrics_text, "ccpulse_events_processed_total") if labels.get("stage") == "contacts"
+    )
 
 
 def rejected(metrics_text: str) -> float:

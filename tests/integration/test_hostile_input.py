@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 import urllib.error
@@ -39,8 +40,11 @@ JSON_VALUES = st.recursive(
 )
 
 
+_WRONG_TYPE_IDS = itertools.count()  # unique event ids, without the random module in a strategy
+
+
 def _wrong_type(field: str, value: Any) -> bytes:
-    return orjson.dumps({**VALID, "event_id": f"w{random.random()}", field: value})
+    return orjson.dumps({**VALID, "event_id": f"w{next(_WRONG_TYPE_IDS)}", field: value})
 
 
 HOSTILE = (  # one strategy per kind of payload; each is drawn 30 times
@@ -54,8 +58,10 @@ HOSTILE = (  # one strategy per kind of payload; each is drawn 30 times
     st.integers(1100, 3000).map(lambda depth: b"[" * depth + b"]" * depth),  # nesting past the parser
     st.sampled_from([
         b'{"event_id": "n1", "type": "contact.offered", "ts": NaN}',
-        b'{"event_id": "n2", "type": "contact.offered", "ts": 1e400, "contact_id": "c", "queue": "q", "channel": "voice"}',
-        b'{"event_id": "n3", "type": "contact.offered", "ts": "yesterday", "contact_id": "c", "queue": "q", "channel": "voice"}',
+        b'{"event_id": "n2", "type": "contact.offered", "ts": 1e400, '
+        b'"contact_id": "c", "queue": "q", "channel": "voice"}',
+        b'{"event_id": "n3", "type": "contact.offered", "ts": "yesterday", '
+        b'"contact_id": "c", "queue": "q", "channel": "voice"}',
         b'\xef\xbb\xbf{"event_id": "bom"}',
         b'{"__proto__": {"admin": true}, "type": "contact.offered"}',
         b"\x00" * 64,
@@ -115,7 +121,9 @@ def test_fuzzed_input_lands_in_dead_letters_and_valid_events_count_exactly(
     text = worker.metrics()
     assert processed(text) + rejected(text) == len(lines)
     letters = _dead_letters(env["CCPULSE_DEAD_LETTER_TOPIC"], want["dead_letters"])
-    assert Counter(letters) == Counter(want["dead_letter_items"]), "every rejected message, byte for byte, with its reason"
+    assert Counter(letters) == Counter(want["dead_letter_items"]), (
+        "every rejected message, byte for byte, with its reason"
+    )
     reasons = Counter(reason for reason, _ in letters)
     print(f"\nfuzz: sent {len(lines)} messages; processed {processed(text):.0f}, dead-lettered "
           f"{rejected(text):.0f} by reason {dict(reasons)}; KPIs equal a clean run of the valid events")
@@ -147,7 +155,8 @@ def _time_fault_events() -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
     dup_offer = ev("contact.offered", W - 150 * MIN, "dup", "q3")
     arrivals: list[tuple[float, dict[str, Any]]] = [
-        (W - 150 * MIN, dup_offer), (W - 150 * MIN + 10, ev("contact.answered", W - 150 * MIN + 10, "dup", "q3", agent_id="a9")),
+        (W - 150 * MIN, dup_offer),
+        (W - 150 * MIN + 10, ev("contact.answered", W - 150 * MIN + 10, "dup", "q3", agent_id="a9")),
     ]
     for i in range(20):  # an on-time producer
         at = W - 50 * MIN + i * 2 * MIN
@@ -194,10 +203,17 @@ def test_time_faults_follow_the_documented_rules(tmp_path: Path, stack: Any, wor
     counters = {
         "duplicates": samples(text, "ccpulse_events_duplicate_total"),
         "late": samples(text, "ccpulse_events_late_total"),
-        "beyond_horizon": [s for s in samples(text, "ccpulse_events_dropped_total") if s[0].get("reason") == "beyond_horizon"],
-        "future_timestamp": [s for s in samples(text, "ccpulse_events_rejected_total") if s[0].get("reason") == "future_timestamp"],
+        "beyond_horizon": [
+            s for s in samples(text, "ccpulse_events_dropped_total") if s[0].get("reason") == "beyond_horizon"
+        ],
+        "future_timestamp": [
+            s for s in samples(text, "ccpulse_events_rejected_total") if s[0].get("reason") == "future_timestamp"
+        ],
     }
-    seen = {name: sum(v for labels, v in found if labels.get("stage", "contacts") == "contacts") for name, found in counters.items()}
+    seen = {
+        name: sum(v for labels, v in found if labels.get("stage", "contacts") == "contacts")
+        for name, found in counters.items()
+    }
     assert seen == {name: want[name] for name in seen}
     letters = _dead_letters(env["CCPULSE_DEAD_LETTER_TOPIC"], 1)
     assert letters == [("future_timestamp", orjson.dumps(events[-1]))]

@@ -24,7 +24,9 @@ COMPARED = ("offered", "answered", "abandoned", "short_abandoned", "transferred"
             "service_level", "aht_seconds")  # fmt: skip
 
 
-def test_raw_asterisk_topic_to_input_topic_dead_letters_and_redis(tmp_path: Path, stack: Any, worker_factory: Any) -> None:
+def test_raw_asterisk_topic_to_input_topic_dead_letters_and_redis(
+    tmp_path: Path, stack: Any, worker_factory: Any
+) -> None:
     env = make_env(tmp_path)
     raw_topic = f"{env['CCPULSE_APP_ID']}-raw-asterisk"
     env["CCPULSE_PLATFORM_TOPICS"] = f"asterisk-queue-log={raw_topic}"
@@ -60,7 +62,8 @@ def test_raw_asterisk_topic_to_input_topic_dead_letters_and_redis(tmp_path: Path
 
     def published() -> dict[str, Any] | None:
         kpis = {k.decode(): json.loads(v) for k, v in client.hgetall(key).items()}
-        return kpis if kpis.get("offered") == reference["offered"] and kpis.get("answered") == reference["answered"] else None
+        done = kpis.get("offered") == reference["offered"] and kpis.get("answered") == reference["answered"]
+        return kpis if done else None
 
     kpis = wait_for(published, timeout=60, message=f"KPIs in Redis at {key}\n{worker.log()}")
     for name, value in reference.items():

@@ -21,7 +21,9 @@ BAD_LINES = {
     "missing_field": orjson.dumps({"event_id": "x2", "type": "contact.offered", "ts": T0, "contact_id": "z"}),
     "wrong_type": orjson.dumps({"event_id": "x3", "type": "contact.abandoned", "ts": T0, "contact_id": 42}),
     "unknown_type": orjson.dumps({"event_id": "x4", "type": "contact.exploded", "ts": T0, "contact_id": "z"}),
-    "oversized": orjson.dumps({"event_id": "x5", "type": "message", "ts": T0, "contact_id": "z", "speaker": "customer", "text": "a" * 100_000}),
+    "oversized": orjson.dumps(
+        {"event_id": "x5", "type": "message", "ts": T0, "contact_id": "z", "speaker": "customer", "text": "a" * 100_000}
+    ),
 }
 
 
@@ -86,7 +88,8 @@ def test_replay_to_worker_to_redis_metrics_and_dead_letters(tmp_path: Path, stac
     def published() -> dict[str, Any] | None:
         raw = client.hgetall(key)
         kpis = {k.decode(): json.loads(v) for k, v in raw.items()}
-        return kpis if kpis.get("offered") == expected["offered"] and kpis.get("answered") == expected["answered"] else None
+        done = kpis.get("offered") == expected["offered"] and kpis.get("answered") == expected["answered"]
+        return kpis if done else None
 
     kpis = wait_for(published, timeout=60, message=f"KPIs in Redis at {key}\n{worker.log()}")
     for name, value in expected.items():

@@ -50,7 +50,9 @@ def _produce_in_transactions(lines: tuple[bytes, ...], topic: str, tag: str) -> 
     return transactions
 
 
-def test_input_from_a_transactional_producer_is_counted_exactly(tmp_path: Path, stack: Any, worker_factory: Any) -> None:
+def test_input_from_a_transactional_producer_is_counted_exactly(
+    tmp_path: Path, stack: Any, worker_factory: Any
+) -> None:
     lines = simulated_lines(2.0)
     env = make_env(tmp_path)
     transactions = _produce_in_transactions(lines, env["CCPULSE_INPUT_TOPIC"], env["CCPULSE_APP_ID"])

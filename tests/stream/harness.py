@@ -18,7 +18,9 @@ def settings(**overrides: Any) -> Settings:
     return Settings.from_env({}, live=False, **overrides)
 
 
-def run(events: list[dict[str, Any]], cfg: Settings | None = None, partitions: int = 1) -> tuple[Pipeline, dict[str, Any]]:
+def run(
+    events: list[dict[str, Any]], cfg: Settings | None = None, partitions: int = 1
+) -> tuple[Pipeline, dict[str, Any]]:
     """Apply events (in list order) across partitions; return the pipeline and its KPIs."""
     cfg = cfg or settings()
     pipeline = Pipeline(cfg, clock=lambda: 4_000_000_000.0, scorer=_scorer())
@@ -49,7 +51,9 @@ def kpis(pipeline: Pipeline, watermark: float | None = None) -> dict[str, Any]:
 def _key(event: dict[str, Any]) -> str:
     from stream.models import partition_key
 
-    return partition_key(event.get("type", ""), event.get("contact_id"), event.get("agent_id"), event.get("customer_id"))
+    return partition_key(
+        event.get("type", ""), event.get("contact_id"), event.get("agent_id"), event.get("customer_id")
+    )
 
 
 def _scorer() -> Any:
@@ -70,8 +74,9 @@ class Events:
         self.items.append({"event_id": f"e{self.n}", "type": kind, "ts": T0 + at, **fields})
         return self
 
-    def call(self, cid: str, offered: float, queue: str = "billing", channel: str = "voice", answered: float | None = None,
-             abandoned: float | None = None, wrapped: float | None = None, agent: str = "a1", **extra: Any) -> Events:
+    def call(self, cid: str, offered: float, queue: str = "billing", channel: str = "voice",
+             answered: float | None = None, abandoned: float | None = None, wrapped: float | None = None,
+             agent: str = "a1", **extra: Any) -> Events:
         self.add("contact.offered", offered, contact_id=cid, queue=queue, channel=channel, **extra)
         if answered is not None:
             self.add("contact.answered", answered, contact_id=cid, agent_id=agent, queue=queue, channel=channel)

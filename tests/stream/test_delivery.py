@@ -178,7 +178,8 @@ def test_faust_s_fetch_loop_hands_every_message_over_in_order_with_prompt_delive
 
         consumer = SimpleNamespace(
             callback=callback, getmany=getmany, _stopped=stopped, _read_offset=defaultdict(lambda: None),
-            consumer_stopped_errors=(), should_stop=False, diag=SimpleNamespace(set_flag=lambda flag: None, unset_flag=lambda flag: None),
+            consumer_stopped_errors=(), should_stop=False,
+            diag=SimpleNamespace(set_flag=lambda flag: None, unset_flag=lambda flag: None),
             _commit_every=None, app=SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: True)),
             sleep=nothing, _add_gap=nothing, wait_first=service.wait_first, suspend_flow=service.suspend_flow,
             transport=SimpleNamespace(app=SimpleNamespace(should_stop=False)),

@@ -44,19 +44,25 @@ INVALID = [
     (b'"just a string"', "not_an_object"),
     (orjson.dumps({"type": "contact.offered", "ts": 1.8e9}), "missing_field"),
     (orjson.dumps({**BASE, "type": "contact.offered", "contact_id": "c1", "queue": "q"}), "missing_field"),
-    (orjson.dumps({**BASE, "type": "contact.offered", "contact_id": 5, "queue": "q", "channel": "voice"}), "wrong_type"),
+    (orjson.dumps({**BASE, "type": "contact.offered", "contact_id": 5, "queue": "q", "channel": "voice"}),
+     "wrong_type"),
     (orjson.dumps({**BASE, "type": "contact.teleported", "contact_id": "c1"}), "unknown_type"),
-    (orjson.dumps({**BASE, "type": "contact.offered", "contact_id": "c", "queue": "q", "channel": "fax"}), "out_of_range"),
+    (orjson.dumps({**BASE, "type": "contact.offered", "contact_id": "c", "queue": "q", "channel": "fax"}),
+     "out_of_range"),
     (orjson.dumps({**BASE, "ts": "yesterday", "type": "contact.abandoned", "contact_id": "c"}), "bad_timestamp"),
-    (orjson.dumps({**BASE, "ts": "2026-11-23T09:15:02", "type": "contact.abandoned", "contact_id": "c"}), "bad_timestamp"),
+    (orjson.dumps({**BASE, "ts": "2026-11-23T09:15:02", "type": "contact.abandoned", "contact_id": "c"}),
+     "bad_timestamp"),
     (orjson.dumps({**BASE, "ts": 1.8e12, "type": "contact.abandoned", "contact_id": "c"}), "bad_timestamp"),
     (orjson.dumps({**BASE, "ts": True, "type": "contact.abandoned", "contact_id": "c"}), "wrong_type"),
-    (orjson.dumps({**BASE, "type": "survey.response", "contact_id": "c", "survey": "csat", "score": 6}), "out_of_range"),
-    (orjson.dumps({**BASE, "type": "survey.response", "contact_id": "c", "survey": "csat", "score": 4.5}), "wrong_type"),
+    (orjson.dumps({**BASE, "type": "survey.response", "contact_id": "c", "survey": "csat", "score": 6}),
+     "out_of_range"),
+    (orjson.dumps({**BASE, "type": "survey.response", "contact_id": "c", "survey": "csat", "score": 4.5}),
+     "wrong_type"),
     (orjson.dumps({**BASE, "type": "message", "contact_id": "c", "speaker": "customer"}), "missing_field"),
     (orjson.dumps({**BASE, "type": "message", "contact_id": "c", "speaker": "bot", "text": "x"}), "out_of_range"),
     (orjson.dumps({**BASE, "type": "agent.state", "agent_id": "a", "state": "napping"}), "out_of_range"),
-    (orjson.dumps({**BASE, "type": "agent.state", "agent_id": "a", "state": "busy", "queues": "billing"}), "wrong_type"),
+    (orjson.dumps({**BASE, "type": "agent.state", "agent_id": "a", "state": "busy", "queues": "billing"}),
+     "wrong_type"),
     (orjson.dumps({**BASE, "type": "purchase", "customer_id": "u", "amount": "12"}), "wrong_type"),
     (orjson.dumps({**BASE, "type": "contact.transferred", "contact_id": "c"}), "missing_field"),
     (b"x" * 70000, "oversized"),
@@ -85,7 +91,9 @@ def test_invalid_messages_are_rejected_with_their_reason(raw: bytes, reason: str
 
 
 def test_epoch_seconds_and_offsets_mean_the_same_instant() -> None:
-    a = parse_event(orjson.dumps({**BASE, "type": "contact.wrapped", "contact_id": "c", "ts": "2026-11-23T10:15:02.125+01:00"}))
+    a = parse_event(
+        orjson.dumps({**BASE, "type": "contact.wrapped", "contact_id": "c", "ts": "2026-11-23T10:15:02.125+01:00"})
+    )
     b = parse_event(orjson.dumps({**BASE, "type": "contact.wrapped", "contact_id": "c", "ts": 1795425302.125}))
     assert isinstance(a, Event) and isinstance(b, Event)
     assert a.ts == b.ts

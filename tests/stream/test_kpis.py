@@ -13,7 +13,8 @@ def test_seed_csat_111_of_146_is_0_760() -> None:
     ev = Events()
     for i in range(146):
         ev.call(f"c{i}", 0, answered=5)
-        ev.add("survey.response", 100, contact_id=f"c{i}", survey="csat", score=5 if i < 80 else 4 if i < 111 else (i % 3) + 1)
+        ev.add("survey.response", 100, contact_id=f"c{i}", survey="csat",
+               score=5 if i < 80 else 4 if i < 111 else (i % 3) + 1)
     _, k = run(ev.items)
     assert round(k["15m"]["all"]["csat"], 3) == 0.760
     assert k["15m"]["queue:billing"]["csat"] == pytest.approx(111 / 146)
@@ -190,7 +191,12 @@ def test_today_window_in_a_non_utc_zone_with_reset_hour() -> None:
 
 
 def test_interval_window_is_the_current_fixed_interval() -> None:
-    ev = Events().call("a", 0, answered=1).call("b", 14 * 60, answered=14 * 60 + 1).call("c", 16 * 60, answered=16 * 60 + 1)
+    ev = (
+        Events()
+        .call("a", 0, answered=1)
+        .call("b", 14 * 60, answered=14 * 60 + 1)
+        .call("c", 16 * 60, answered=16 * 60 + 1)
+    )
     _, k = run(ev.items)  # T0 is on a quarter hour; c is in the next interval
     assert k["interval"]["all"]["offered"] == 1
     assert k["1h"]["all"]["offered"] == 3

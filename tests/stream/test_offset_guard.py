@@ -29,7 +29,9 @@ def _fence(app: Any, where: list[tuple[int, int]]) -> _Fence:
     epoch.assigned_at = app.rebalancing_count
     events = []
     for partition, offset in where:
-        message = SimpleNamespace(partition=partition, offset=offset, generation_id=app.consumer_generation_id, acked=False)
+        message = SimpleNamespace(
+            partition=partition, offset=offset, generation_id=app.consumer_generation_id, acked=False
+        )
         events.append(SimpleNamespace(message=message, value=b"%d/%d" % (partition, offset)))
     return _Fence(app, epoch, events)
 
@@ -63,7 +65,8 @@ def test_a_partition_handed_over_past_its_state_is_re_read_from_the_first_missin
     assert asked == [(0, 38)]  # Kafka says offset 38 holds a record: it was skipped, not absent
     assert app.consumer.seeks == [(0, 38)]
     assert [e.message.acked for e in fence.events] == [True, False, True, False]  # left for the re-read
-    assert [(i.begin, i.end) for i in sorted(app.consumer._gap[TP(TOPIC, 0)])] == [(20, 30)]  # Faust's gap from 38 on is gone
+    # Faust's gap from 38 on is gone
+    assert [(i.begin, i.end) for i in sorted(app.consumer._gap[TP(TOPIC, 0)])] == [(20, 30)]
     assert app.consumer._read_offset[TP(TOPIC, 0)] == 38  # so the re-fetched 38 on is delivered
 
 
@@ -189,11 +192,13 @@ def _drain(read_offset: Any, fetches: list[list[int]], between: Any) -> list[int
         pass
 
     consumer = SimpleNamespace(
-        callback=callback, getmany=getmany, _stopped=stopped, _read_offset=read_offset, consumer_stopped_errors=(), should_stop=False,
+        callback=callback, getmany=getmany, _stopped=stopped, _read_offset=read_offset,
+        consumer_stopped_errors=(), should_stop=False,
         diag=SimpleNamespace(set_flag=lambda flag: None, unset_flag=lambda flag: None),
         _commit_every=None, app=SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: True)),
         sleep=nothing, _add_gap=add_gap, wait_first=wait_first, suspend_flow=SimpleNamespace(wait=nothing),
-        transport=SimpleNamespace(app=SimpleNamespace(should_stop=False)), log=SimpleNamespace(dev=lambda *a: None, exception=lambda *a: None),
+        transport=SimpleNamespace(app=SimpleNamespace(should_stop=False)),
+        log=SimpleNamespace(dev=lambda *a: None, exception=lambda *a: None),
     )
     asyncio.run(Consumer._drain_messages(consumer, SimpleNamespace(_stopped=asyncio.Event())))
     return handed

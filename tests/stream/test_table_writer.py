@@ -30,7 +30,9 @@ class _Producer:
         index = self.acks.index(ack)
         ack.set_result(SimpleNamespace(partition=self.sent[index][3], offset=100 + index))
 
-    async def send(self, topic: str, key: bytes, value: bytes | None, partition: int, timestamp: Any, headers: Any) -> Any:
+    async def send(
+        self, topic: str, key: bytes, value: bytes | None, partition: int, timestamp: Any, headers: Any
+    ) -> Any:
         self.sent.append((topic, key, value, partition))
         ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.acks.append(ack)
@@ -66,7 +68,9 @@ def test_write_returns_only_once_kafka_acknowledged_every_record() -> None:
         writes = [("1|b|60", {"o": 7, "s": {}}), ("3|c|x", {"o": 7}), ("1|c|gone", None)]
         task = asyncio.create_task(writer.write(writes, lambda: True))
         await asyncio.sleep(0.01)
-        assert [(key, partition) for _, key, _, partition in producer.sent] == [(b"1|b|60", 1), (b"3|c|x", 3), (b"1|c|gone", 1)]
+        assert [(key, partition) for _, key, _, partition in producer.sent] == [
+            (b"1|b|60", 1), (b"3|c|x", 3), (b"1|c|gone", 1)
+        ]
         assert producer.sent[1][2] == b'{"o":7}' and producer.sent[2][2] is None
         assert store == {b"1|c|gone": b"{}"}, "the store is not a second copy of loaded state"
         assert not task.done(), "returned before Kafka acknowledged the records"
@@ -219,7 +223,9 @@ def test_records_go_as_one_batch_a_partition_in_order_and_a_full_batch_starts_an
         for topic, partition, records in kafka.sent:
             assert topic == "app-contacts-changelog"
             by_partition[partition] += records
-        assert by_partition[0] == [(f"0|c|{n}".encode(), orjson.dumps({"o": n})) for n in (0, 2, 4, 6)] + [(b"0|c|gone", None)]
+        assert by_partition[0] == (
+            [(f"0|c|{n}".encode(), orjson.dumps({"o": n})) for n in (0, 2, 4, 6)] + [(b"0|c|gone", None)]
+        )
         assert by_partition[1] == [(f"1|c|{n}".encode(), orjson.dumps({"o": n})) for n in (1, 3, 5, 7)]
         assert len(kafka.sent) > 2, "a batch of 110 bytes takes these records in several"
         for index in range(len(kafka.sent) - 1):
@@ -251,7 +257,9 @@ def test_a_rebalance_while_a_batch_is_sent_sends_no_batch_after_it() -> None:
         await asyncio.sleep(0.01)
         assert len(kafka.sent) == 1, "a batch handed over after the rebalance began"
         partition, records = kafka.sent[0][1], kafka.sent[0][2]
-        assert records == [(f"{partition}|c|{n}".encode(), orjson.dumps({"o": n})) for n in range(partition, 2 * len(records), 2)]
+        assert records == [
+            (f"{partition}|c|{n}".encode(), orjson.dumps({"o": n})) for n in range(partition, 2 * len(records), 2)
+        ]
         settled = asyncio.create_task(writer.settle(5))
         await asyncio.sleep(0.01)
         assert not settled.done(), "settle returned while a batch still waited for Kafka"
