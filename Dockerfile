@@ -4,7 +4,7 @@
 # docker-compose.yml builds it for the worker, wallboard and simulator services.
 FROM python:3.11.11-slim-bookworm AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY stream ./stream
 COPY sinks ./sinks
 COPY ccpulse ./ccpulse

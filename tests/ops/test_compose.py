@@ -244,5 +244,15 @@ def test_dockerfile() -> None:
     assert user and user[-1] not in ("root", "0")
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     ignored = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-    for needed in ("pyproject.toml", "README.md", "stream", "sinks", "ccpulse"):
+    for needed in ("pyproject.toml", "README.md", "LICENSE", "stream", "sinks", "ccpulse"):
         assert needed not in ignored
+
+
+def test_dockerfile_copies_every_file_the_package_build_reads() -> None:
+    """``pip install .`` in the image fails if the readme or a license file is missing."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    build_stage = DOCKERFILE.split("RUN pip install", 1)[0]
+    copied = {path for source in re.findall(r"^COPY (?!--from)(.+) \S+$", build_stage, re.MULTILINE)
+              for path in source.split()}
+    for needed in [project["readme"], *project.get("license-files", [])]:
+        assert needed in copied, f"the Dockerfile does not copy {needed} before pip install"

@@ -44,6 +44,7 @@ PIPELINE_ALERTS = {
     "CcpulseDeadLettersRising",
     "CcpulseNoLeader",
     "CcpulseWorkerDown",
+    "CcpulseCheckpointsFailing",
 }
 
 
