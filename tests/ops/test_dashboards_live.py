@@ -93,7 +93,8 @@ def test_every_panel_query_returns_data(
     base = prometheus_url(stack)
     # The stack may have started before the rule files existed: load them (recording rules).
     urllib.request.urlopen(urllib.request.Request(f"{base}/-/reload", method="POST"), timeout=10)
-    env = make_env(tmp_path)
+    # background checkpoints every 2 s, so that the State row's panels have data in time
+    env = make_env(tmp_path, CCPULSE_CHECKPOINT_INTERVAL_SECONDS="2")
     tag = env["CCPULSE_APP_ID"]
     events, queue = simulated_events(tmp_path, tag)
     replay = run_cli(env, "replay", str(events), "--no-progress")
