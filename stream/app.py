@@ -76,7 +76,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         return Runtime(settings, pipeline, dead_letters, facts, contacts, customers, sinks, exchange)
 
     agents.use_read_offsets(app)
-    prompt_delivery(app)
+    if settings.prompt_delivery:
+        prompt_delivery(app)
     runtime = agents.register(app, settings, runtime_factory)
     _pages(app, registry, runtime)
     return app

@@ -144,6 +144,12 @@ class Settings:
         "(Faust's own choice is 1.5: KPIs then reached Redis 1-2 s after their events).",
         0.1,
     )
+    prompt_delivery: bool = _doc(
+        "Hand fetched messages to the agents without mode's four tasks a message "
+        "(stream/delivery.py; about 1.8x the throughput here). Off until a re-read it may "
+        "starve, seen once in the SIGKILL fault test, is understood (docs/reliability.md).",
+        False,
+    )
     checkpoint_max_age_seconds: float = _doc(
         "Workers write their partitions' state to <data_dir>/checkpoints when they stop and "
         "while they run; a restart reads one younger than this and only the changelog after "
