@@ -780,11 +780,20 @@ def use_read_offsets(app: faust.App) -> None:
     Faust's fetch loop binds the read offsets' methods once when it starts, so the mapping
     is replaced as the consumer is created, before any fetch.
     """
+
+    def read_offsets(consumer: Any) -> None:
+        consumer._read_offset = ReadOffsets(getattr(consumer, "_read_offset", None))  # Faust's private one
+
+    on_new_consumer(app, read_offsets)
+
+
+def on_new_consumer(app: faust.App, adjust: Callable[[Any], None]) -> None:
+    """Run ``adjust`` on the app's consumer as it is made, before it fetches anything."""
     make = app._new_consumer
 
     def new_consumer() -> Any:
-        consumer = cast(Any, make())  # _read_offset is Faust's private attribute
-        consumer._read_offset = ReadOffsets(getattr(consumer, "_read_offset", None))
+        consumer = make()
+        adjust(consumer)
         return consumer
 
     cast(Any, app)._new_consumer = new_consumer  # an instance attribute, shadowing the method

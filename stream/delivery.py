@@ -96,14 +96,9 @@ def deliver_promptly(consumer: Any) -> None:
 
 def prompt_delivery(app: Any) -> None:
     """Apply ``deliver_promptly`` to the app's consumer from the moment it is made."""
-    make = app._new_consumer
+    from stream.agents import on_new_consumer  # the worker's Faust plumbing
 
-    def new_consumer() -> Any:
-        consumer = make()
-        deliver_promptly(consumer)
-        return consumer
-
-    app._new_consumer = new_consumer
+    on_new_consumer(app, deliver_promptly)
 
 
 def _close(awaitable: Any) -> None:
