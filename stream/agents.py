@@ -577,7 +577,11 @@ class OffsetGuard:
     partition's messages in the batch are left unacknowledged, the consumer is sought back
     to the first missing offset (at most once every ``retry_seconds``) and Faust's gap
     record from there on is dropped. Messages already buffered past the gap keep arriving
-    for a few seconds before the re-read ones (the fault tests saw up to four re-reads);
+    for a few seconds before the re-read ones (the fault tests saw up to four re-reads),
+    often in the same batch: each message is judged on its own, so a batch that holds the
+    tail of the stale ones and then the first missing offset applies from there (judging
+    the whole partition by its first jump left the missing offset behind every time, and
+    each re-read's head landed behind the previous one's tail: a partition starved);
     until the first missing offset is handed over, the consumer's read offset is held down
     to it (``ReadOffsets``), or Faust drops the re-read messages as already read.
     Should the probe fail, a jump is taken as real after ``retries`` re-reads, with a
@@ -605,9 +609,6 @@ class OffsetGuard:
         following: dict[int, int] = {}  # partition -> next offset expected
         reread: dict[int, tuple[int, int]] = {}  # partition -> (first missing offset, offset handed over)
         for partition, offset, value in fence.batch():
-            if partition in reread:
-                left.add((partition, offset))
-                continue
             if partition not in following:
                 following[partition] = self.last_offset(partition) + 1  # 0 for a partition without state
             expected = following[partition]
@@ -618,9 +619,13 @@ class OffsetGuard:
                         self.skipped_offsets += present - expected
                     expected = following[partition] = present  # absent from the topic: nothing to apply
                 if offset > expected and not self._given_up(partition, expected, offset):
-                    reread[partition] = (expected, offset)
+                    reread.setdefault(partition, (expected, offset))
                     left.add((partition, offset))
                     continue
+            if offset == expected and (partition in reread or partition in self.rereads):
+                reread.pop(partition, None)  # the missing offset came after stale ones: no re-read
+                if self.rereads.get(partition, (-1,))[0] == offset:
+                    self.rereads.pop(partition)  # the re-read from there has arrived
             following[partition] = max(expected, offset + 1)
             admitted.append((partition, offset, value))
         if left:

@@ -77,6 +77,39 @@ def test_re_deliveries_and_the_next_offset_are_admitted_in_order() -> None:
     assert app.consumer.seeks == [(0, 40)]
 
 
+def test_a_missing_offset_behind_stale_ones_in_the_same_batch_is_applied_from_there() -> None:
+    # the tail of messages fetched before a re-read's seek, then the re-read's head
+    app, guard, _ = _setup({0: 3798, 1: 9})
+    fence = _fence(app, [(0, 4990), (1, 10), (0, 4991), (0, 3799), (0, 3800), (1, 11)])
+    assert _admit(guard, fence) == [(1, 10), (0, 3799), (0, 3800), (1, 11)]
+    assert app.consumer.seeks == [], "the missing offset came: no re-read"
+    assert [e.message.acked for e in fence.events] == [True, False, True, False, False, False]
+
+
+def test_each_re_read_head_behind_the_previous_tail_still_gets_applied() -> None:
+    """The starvation the SIGKILL fault test saw with prompt delivery on: every batch began
+    with the tail of the previous read; judging a partition by its first jump left the
+    missing offset behind it every time."""
+    clock = [0.0]
+    last = {0: 3798}
+    app, guard, _ = _setup(last, clock=clock)
+    assert _admit(guard, _fence(app, [(0, 4959), (0, 4960)])) == []
+    assert app.consumer.seeks == [(0, 3799)]
+    clock[0] = 0.4
+    assert _admit(guard, _fence(app, [(0, 4961), (0, 3799), (0, 3800), (0, 3801)])) == [(0, 3799), (0, 3800), (0, 3801)]
+    last[0] = 3801
+    clock[0] = 0.8
+    assert _admit(guard, _fence(app, [(0, 3802), (0, 3803)])) == [(0, 3802), (0, 3803)]
+    assert app.consumer.seeks == [(0, 3799)] and guard.rereads == {} and guard.skipped_offsets == 0
+
+
+def test_a_jump_after_applied_messages_of_the_batch_re_reads_from_the_new_gap() -> None:
+    app, guard, _ = _setup({0: 37})
+    fence = _fence(app, [(0, 50), (0, 38), (0, 39), (0, 60), (0, 61)])
+    assert _admit(guard, fence) == [(0, 38), (0, 39)]
+    assert app.consumer.seeks == [(0, 40)]
+
+
 def test_a_partition_without_state_starts_at_the_first_offset_its_topic_holds() -> None:
     app, guard, asked = _setup({2: -1, 3: -1}, present={(3, 0): 500})
     assert _admit(guard, _fence(app, [(2, 0), (2, 1)])) == [(2, 0), (2, 1)]
