@@ -369,6 +369,23 @@ def checkpoint_families(pipeline: Mapping[str, float], prefix: str) -> Iterator[
         )
 
 
+def offset_families(pipeline: Mapping[str, float], prefix: str) -> Iterator[Metric]:
+    """Yield the offsets the worker went on from, from the ``offsets:<stage>:<reason>`` keys, if any."""
+    keys = sorted(key for key in pipeline if key.startswith("offsets:"))
+    if not keys:
+        return
+    skipped = CounterMetricFamily(
+        f"{prefix}_offsets_skipped",
+        "Input offsets a stage went on from without applying a message: absent (not in the topic), "
+        "given_up (still missing after every re-read; events may be lost).",
+        labels=["stage", "reason"],
+    )
+    for key in keys:
+        _, stage, reason = key.split(":", 2)
+        skipped.add_metric([stage, reason], pipeline[key])
+    yield skipped
+
+
 def state_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:
     """Yield watermark, snapshot time, partitions and leadership of this worker."""
     values = {
@@ -392,6 +409,7 @@ def snapshot_families(snapshot: Snapshot, prefix: str) -> Iterator[Metric]:
     yield from _nonempty(pipeline_counter_families(snapshot.pipeline, prefix))
     yield from _nonempty(publish_families(snapshot.pipeline, prefix))
     yield from checkpoint_families(snapshot.pipeline, prefix)
+    yield from offset_families(snapshot.pipeline, prefix)
     yield from state_families(snapshot, prefix)
 
 

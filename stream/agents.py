@@ -390,6 +390,7 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
             return
         if not runtime.publish_due(time.monotonic()):
             return
+        runtime.sink_health.update(skipped_offsets({"contacts": contact_order, "customers": fact_order}))
         owned = app.consumer.assignment()
         await runtime.tick(
             _partitions(owned, settings.input_topic),
@@ -585,9 +586,11 @@ class OffsetGuard:
     until the first missing offset is handed over, the consumer's read offset is held down
     to it (``ReadOffsets``), or Faust drops the re-read messages as already read.
     Should the probe fail, a jump is taken as real after ``retries`` re-reads, with a
-    warning. A partition with no state yet starts at the first offset its topic holds, not
-    at its committed offset: the 1 → 3 → 2 test once saw customer facts 0–5 committed with no
-    state ever written for them, and the next owner started at offset 6 on empty state.
+    warning, and the offsets gone on from are counted (``given_up_offsets``, exported as
+    ``ccpulse_offsets_skipped_total{reason="given_up"}``, alerted on). A partition with no
+    state yet starts at the first offset its topic holds, not at its committed offset: the
+    1 → 3 → 2 test once saw customer facts 0–5 committed with no state ever written for
+    them, and the next owner started at offset 6 on empty state.
     """
 
     def __init__(self, app: Any, topic: str, last_offset: Callable[[int], int], probe: Probe,
@@ -601,7 +604,8 @@ class OffsetGuard:
         self.clock = clock
         self.rereads: dict[int, tuple[int, int, float]] = {}  # partition -> (offset, re-reads, last at)
         self.next_present: dict[int, tuple[int, int | None]] = {}  # partition -> (offset asked, answer)
-        self.skipped_offsets = 0  # offsets found absent from the topic
+        self.skipped_offsets = 0  # offsets found absent from the topic: nothing was there to apply
+        self.given_up_offsets = 0  # offsets gone on from without their messages: events possibly lost
 
     async def admit(self, fence: _Fence) -> list[tuple[int, int, Any]]:
         """The batch's messages that follow on from their partition's state."""
@@ -674,7 +678,7 @@ class OffsetGuard:
         floors = self._floors()
         if floors:
             floors.pop(TP(self.topic, partition), None)
-        self.skipped_offsets += offset - expected
+        self.given_up_offsets += offset - expected
         return True
 
     async def _reread(self, partition: int, offset: int, handed: int) -> None:
@@ -711,6 +715,17 @@ class OffsetGuard:
             floors = getattr(read, "floors", None)
             if floors is not None:  # until the re-read offset is handed over (ReadOffsets)
                 floors[tp] = offset
+
+
+def skipped_offsets(guards: Mapping[str, OffsetGuard]) -> dict[str, float]:
+    """The offsets each stage's guard went on from, as ``offsets:<stage>:<reason>`` keys
+    (sinks/prometheus.py ``offset_families``): ``absent`` (not in the topic, nothing lost) and
+    ``given_up`` (still missing after every re-read: events may be lost)."""
+    out = {}
+    for stage, guard in guards.items():
+        out[f"offsets:{stage}:absent"] = float(guard.skipped_offsets)
+        out[f"offsets:{stage}:given_up"] = float(guard.given_up_offsets)
+    return out
 
 
 def commit_past_overlapping_gaps(consumer: Any) -> None:

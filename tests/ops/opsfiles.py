@@ -131,7 +131,7 @@ def metric_names(expr: str) -> set[str]:
 
 def exported_names() -> set[str]:
     """Sample names the worker's Prometheus sink exports, plus the recording rules'."""
-    from sinks.prometheus import KPI_GAUGES, checkpoint_families, snapshot_families
+    from sinks.prometheus import KPI_GAUGES, checkpoint_families, offset_families, snapshot_families
     from tests.sinks import snapshots
 
     names = {f"ccpulse_{name}" for _, name, _ in KPI_GAUGES}
@@ -140,5 +140,8 @@ def exported_names() -> set[str]:
     # a worker that writes checkpoints (the test snapshot's pipeline has none)
     health = {"checkpoint:written": 1.0, "checkpoint:failed": 0.0, "checkpoint:last_success": 1.0}
     for family in checkpoint_families(health, "ccpulse"):
+        names |= {sample.name for sample in family.samples}
+    skipped = {"offsets:contacts:absent": 0.0, "offsets:contacts:given_up": 0.0}
+    for family in offset_families(skipped, "ccpulse"):
         names |= {sample.name for sample in family.samples}
     return names | {rule["record"] for rule in recording_rules()}

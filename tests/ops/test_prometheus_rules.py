@@ -45,6 +45,7 @@ PIPELINE_ALERTS = {
     "CcpulseNoLeader",
     "CcpulseWorkerDown",
     "CcpulseCheckpointsFailing",
+    "CcpulseOffsetsGivenUp",
 }
 
 

@@ -144,7 +144,7 @@ def test_without_an_answer_from_kafka_a_jump_is_taken_as_real_after_the_re_reads
     assert app.consumer.seeks == [(0, 38), (0, 38)]
     clock[0] = 3.0
     assert _admit(guard, _fence(app, [(0, 40), (0, 41)])) == [(0, 40), (0, 41)]  # after two re-reads
-    assert guard.skipped_offsets == 2 and asked == [(0, 38)]  # Kafka asked once
+    assert guard.given_up_offsets == 2 and guard.skipped_offsets == 0 and asked == [(0, 38)]  # Kafka asked once
 
 
 def _faust_consumer(acked: list[int], gaps: list[tuple[int, int]], committed: int) -> Any:
@@ -299,3 +299,26 @@ def test_the_worker_app_s_consumer_has_read_offsets_with_floors() -> None:
 
     app = create_app(Settings(broker="kafka://127.0.0.1:1"))
     assert isinstance(app.consumer._read_offset, ReadOffsets)
+
+
+def test_offsets_gone_on_from_are_exported_by_stage_and_reason() -> None:
+    from sinks.prometheus import offset_families
+    from stream.agents import skipped_offsets
+
+    clock = [0.0]
+    _, contacts, _ = _setup({0: 37}, present={(0, 38): 39})
+    _, facts, _ = _setup({0: 37}, present={(0, 38): None}, clock=clock)
+    asyncio.run(contacts.admit(_fence(contacts.app, [(0, 39)])))  # 38 absent: skipped, nothing lost
+    for at in (0.0, 1.5, 3.0):  # no answer from Kafka: given up after two re-reads
+        clock[0] = at
+        asyncio.run(facts.admit(_fence(facts.app, [(0, 45)])))
+    keys = skipped_offsets({"contacts": contacts, "customers": facts})
+    assert keys == {
+        "offsets:contacts:absent": 1.0, "offsets:contacts:given_up": 0.0,
+        "offsets:customers:absent": 0.0, "offsets:customers:given_up": 7.0,
+    }
+    (family,) = offset_families(keys, "ccpulse")
+    samples = {(s.labels["stage"], s.labels["reason"]): s.value for s in family.samples if s.name.endswith("_total")}
+    assert samples == {("contacts", "absent"): 1.0, ("contacts", "given_up"): 0.0,
+                       ("customers", "absent"): 0.0, ("customers", "given_up"): 7.0}
+    assert list(offset_families({"processed": 3.0}, "ccpulse")) == []
