@@ -128,7 +128,9 @@ def agent_result(agg: Mapping[str, float]) -> Kpis:
     publish's arithmetic. ``result`` takes these same values, so each formula is written once.
     """
     g = agg.get
-    working = g("busy_seconds", 0.0) + g("acw_seconds", 0.0)
+    # agent time in microseconds (stream/contacts.py), and in seconds from state written before
+    working = (g("busy_us", 0.0) + g("acw_us", 0.0)) / 1e6 + g("busy_seconds", 0.0) + g("acw_seconds", 0.0)
+    available = g("available_us", 0.0) / 1e6 + g("available_seconds", 0.0)
     nps = _ratio(g("nps_promoters", 0.0) - g("nps_detractors", 0.0), g("nps_n", 0.0))
     return {
         "answered": int(round(g("answered", 0.0))),
@@ -141,7 +143,7 @@ def agent_result(agg: Mapping[str, float]) -> Kpis:
         "nps": None if nps is None else 100.0 * nps,
         "ces": _ratio(g("ces_sum", 0.0), g("ces_n", 0.0)),
         "conversion_rate": _ratio(g("converted", 0.0), g("answered", 0.0)),
-        "occupancy": _ratio(working, working + g("available_seconds", 0.0)),
+        "occupancy": _ratio(working, working + available),
         "sentiment": _ratio(g("sentiment_sum", 0.0), g("sentiment_n", 0.0)),
     }
 
