@@ -146,9 +146,9 @@ class Settings:
     )
     prompt_delivery: bool = _doc(
         "Hand fetched messages to the agents without mode's four tasks a message "
-        "(stream/delivery.py; about 1.8x the throughput here). Off until a re-read it may "
-        "starve, seen once in the SIGKILL fault test, is understood (docs/reliability.md).",
-        False,
+        "(stream/delivery.py; about 1.8x a bare Faust agent's throughput here; "
+        "docs/reliability.md). false: mode's own path.",
+        True,
     )
     checkpoint_max_age_seconds: float = _doc(
         "Workers write their partitions' state to <data_dir>/checkpoints when they stop and "
