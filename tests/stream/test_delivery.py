@@ -191,11 +191,11 @@ def test_faust_s_fetch_loop_hands_every_message_over_in_order_with_prompt_delive
     assert handed == [0, 1, 2, 3, 4]
 
 
-def test_the_worker_app_s_consumer_delivers_promptly_only_when_asked() -> None:
+def test_the_worker_app_s_consumer_delivers_promptly_unless_turned_off() -> None:
     from stream.app import create_app
     from stream.settings import Settings
 
-    app = create_app(Settings(broker="kafka://127.0.0.1:1", prompt_delivery=True))
-    assert app.consumer._ccpulse_prompt_delivery is True
-    default = create_app(Settings(broker="kafka://127.0.0.1:1", app_id="other"))
-    assert not getattr(default.consumer, "_ccpulse_prompt_delivery", False)
+    default = create_app(Settings(broker="kafka://127.0.0.1:1"))
+    assert default.consumer._ccpulse_prompt_delivery is True
+    off = create_app(Settings(broker="kafka://127.0.0.1:1", app_id="other", prompt_delivery=False))
+    assert not getattr(off.consumer, "_ccpulse_prompt_delivery", False)
