@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -381,8 +382,10 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
         # not ``app.timer``: Faust warns "Timer ... is overlapping" whenever a publish takes
         # longer than the interval, and at 0.25 s that is most publishes of a busy worker.
         # Publishes never overlap here; the duty cap (Runtime.publish_due) spaces them out.
+        last_start = -math.inf
         while not app.should_stop:
-            await app.sleep(settings.publish_interval_seconds)
+            await app.sleep(runtime.publish_wait(time.monotonic(), last_start))
+            last_start = time.monotonic()
             await publish()
 
     async def publish() -> None:

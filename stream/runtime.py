@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 Fence = Callable[[], bool]
 FACTS_PER_MESSAGE = 200  # customer facts packed into one message of the customer-facts topic
 PUBLISH_DUTY = 0.1  # at most this share of the worker's time goes to building snapshots ...
+PUBLISH_MIN_WAIT = 0.01  # seconds the publish timer always sleeps, so it never spins
 PUBLISH_DUTY_KEEPING_UP = 0.5  # ... or this, while it keeps up with its input (Runtime.keeping_up)
 BACKLOG_BATCHES = 4  # a worker with this many batches of input waiting in Kafka is behind
 
@@ -169,6 +170,15 @@ class Runtime:
         A cheap snapshot still goes out every ``publish_interval_seconds``.
         """
         return monotonic_now >= self.next_publish_at
+
+    def publish_wait(self, monotonic_now: float, last_start: float) -> float:
+        """Seconds the publish timer sleeps before its next try: until ``publish_interval_seconds``
+        after the last publish began and the duty pause (``publish_due``) is over, whichever
+        is later. Counting the interval from the end of a publish instead added a whole
+        publish (~0.3 s at 1,000 events/s) to every cycle, and to the age of what it showed.
+        """
+        interval = self.settings.publish_interval_seconds
+        return max(last_start + interval - monotonic_now, self.next_publish_at - monotonic_now, PUBLISH_MIN_WAIT)
 
     def keeping_up(self) -> bool:
         """Whether the worker reads its input about as fast as it comes.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -79,3 +80,18 @@ def test_the_pause_after_a_publish_gives_publishing_its_duty(
     expected = 0.1 * (1 / duty - 1)
     assert expected <= pause <= expected + 0.3  # 0.1 s keeping up, 0.9 s behind
     assert not runtime.publish_due(before + expected - 0.01)
+
+
+def test_the_timer_counts_its_interval_from_the_start_of_the_last_publish() -> None:
+    from stream.runtime import PUBLISH_MIN_WAIT
+
+    runtime = _runtime()
+    interval = runtime.settings.publish_interval_seconds
+    runtime.next_publish_at = 100.0  # the duty pause ends at 100
+    # a publish began at 99.5 and took 0.3 s: the interval has passed, the pause has not
+    assert runtime.publish_wait(99.8, 99.5) == pytest.approx(0.2)
+    assert runtime.publish_wait(99.95, 99.9) == pytest.approx(interval - 0.05)  # the interval has not
+    assert runtime.publish_wait(100.2, 99.9) == PUBLISH_MIN_WAIT  # both over: go (never spin)
+    runtime.next_publish_at = 0.0
+    assert runtime.publish_wait(100.05, 100.0) == pytest.approx(interval - 0.05)  # a quick one
+    assert runtime.publish_wait(5.0, -math.inf) == PUBLISH_MIN_WAIT  # the first
