@@ -84,7 +84,11 @@ class Settings:
     live: bool = _doc(
         "Live mode: the watermark never lags the wall clock by more than the lateness.", True
     )
-    publish_interval_seconds: float = _doc("How often snapshots are published, seconds.", 0.25)
+    publish_interval_seconds: float = _doc(
+        "How often snapshots are published, seconds (from the start of one to the next; the "
+        "publish duty cap may space them further).",
+        0.15,
+    )
     heartbeat_seconds: float = _doc("Publish at least this often even if nothing changed.", 5.0)
     short_abandon_seconds: float = _doc(
         "Default short-abandon threshold: abandons with wait below it, seconds.", 5.0
@@ -117,7 +121,7 @@ class Settings:
     )
     max_event_bytes: int = _doc("Larger input messages are dead-lettered, bytes.", 65536)
     batch_size: int = _doc("Events taken per batch before one state write per key.", 2000)
-    batch_seconds: float = _doc("Longest wait to fill a batch, seconds.", 0.2)
+    batch_seconds: float = _doc("Longest wait to fill a batch, seconds.", 0.1)
     producer_batch_bytes: int = _doc(
         "Largest batch of records the Kafka producer sends to one partition at a time, bytes "
         "(state changelogs, customer facts, dead letters; keep it under the broker's "
