@@ -210,14 +210,13 @@ class ContactState(BucketState):
         hi = max(ts, self.accrued_hi)
         if hi <= lo:
             return
-        old_names = _time_scopes(agent, record["q"])
-        new_names = _time_scopes(agent, queues)
+        old_names = _agent_scopes(agent, record["q"])
+        new_names = _agent_scopes(agent, queues)
         for target, start, end in self._pieces(lo, hi):
             bucket = self.records.get(target)
             if bucket is not None and bucket["o"] >= offset:
                 continue
-            held = (bucket.get("acc", accrued) if bucket is not None else accrued)
-            held = -math.inf if held is None else held
+            held = _held(bucket, accrued)
             changes: list[tuple[list[str], str, int]] = []
             owed_from, owed_to = max(start, held, since), min(end, ts)
             if old is not None and owed_to > owed_from:  # the old state, up to the change
@@ -241,7 +240,7 @@ class ContactState(BucketState):
         if accrued is not None and wm <= accrued:
             return
         counted = [
-            (record["since"], counter, _time_scopes(agent, record["q"]))
+            (record["since"], counter, _agent_scopes(agent, record["q"]))
             for agent, record in self.agent_records.items()
             if (counter := AGENT_TIME.get(record.get("st") or "")) is not None
         ]
@@ -253,8 +252,8 @@ class ContactState(BucketState):
             lo = accrued
         for target, start, end in self._pieces(lo, wm):
             bucket = self.records.get(target)
-            held = bucket.get("acc", accrued) if bucket is not None else accrued
-            begin = start if held is None else max(start, held)
+            held = _held(bucket, accrued)
+            begin = max(start, held)
             changes = [
                 (names, counter, _us(end) - _us(max(begin, since)))
                 for since, counter, names in counted
@@ -264,7 +263,7 @@ class ContactState(BucketState):
                 continue  # no bucket and nothing to add: absent means "nothing through acc"
             bucket = self._record(target, {"s": {}})
             self.dirty.add(target)
-            bucket["acc"] = wm if held is None else max(held, wm)  # never back (a re-read batch)
+            bucket["acc"] = max(held, wm)  # never back (a re-read batch)
             _add_time(bucket["s"], changes)
         self.meta["acc"] = wm
         self.accrued_hi = max(self.accrued_hi, wm)
@@ -327,7 +326,7 @@ class ContactState(BucketState):
                 name = "agents_stale"
             if name is None:
                 continue
-            for scope in _agent_scopes(agent, record, main, agent_lane(agent) in chosen):
+            for scope in _agent_scopes(agent, record.get("q", []), main, agent_lane(agent) in chosen):
                 gauges = live.setdefault(scope, {})
                 gauges[name] = gauges.get(name, 0.0) + 1
         return live
@@ -345,28 +344,22 @@ class ContactState(BucketState):
             counter = AGENT_TIME.get(record.get("st") or "")
             if counter is None:
                 continue
-            names = _agent_scopes(agent, record, main, agent_lane(agent) in chosen)
+            names = _agent_scopes(agent, record.get("q", []), main, agent_lane(agent) in chosen)
             if not names:
                 continue
             since = record["since"] if accrued is None else max(record["since"], accrued)
             for window, (start, end) in windows.items():
                 micros = _us(end) - _us(max(start, since))
-                if micros <= 0:
-                    continue
-                scoped = out.setdefault(window, {})
-                for scope in names:  # micros > 0: aggregates.add without its loop
-                    agg = scoped.get(scope)
-                    if agg is None:
-                        scoped[scope] = {counter: 0.0 + micros}
-                    else:
-                        agg[counter] = agg.get(counter, 0.0) + micros
+                if micros > 0:
+                    _add_time(out.setdefault(window, {}), [(names, counter, micros)])
         return out
 
 
-def _time_scopes(agent: str, queues: Iterable[str]) -> list[str]:
-    """The scopes an agent's time counts in: once in ``all`` and its own, once in each queue
-    it serves (an agent on two queues adds to the occupancy of both)."""
-    return ["all", f"agent:{agent}", *(f"queue:{queue}" for queue in queues)]
+def _held(bucket: Record | None, accrued: float | None) -> float:
+    """The event time through which a bucket holds every agent's time: its own ``acc``, else
+    the partition's (a bucket made since, or none: nothing was owed to it); -inf before any."""
+    held = bucket.get("acc", accrued) if bucket is not None else accrued
+    return -math.inf if held is None else float(held)
 
 
 def _add_time(scoped: dict[str, aggregates.Agg], changes: Iterable[tuple[list[str], str, int]]) -> None:
@@ -384,9 +377,10 @@ def _add_time(scoped: dict[str, aggregates.Agg], changes: Iterable[tuple[list[st
                 agg.pop(counter, None)
 
 
-def _agent_scopes(agent: str, record: Record, main: bool, own: bool) -> list[str]:
-    """The scopes an agent's state counts in: ``all`` and its queues (main lane), its own."""
-    names = ["all", *(f"queue:{q}" for q in record.get("q", []))] if main else []
+def _agent_scopes(agent: str, queues: Iterable[str], main: bool = True, own: bool = True) -> list[str]:
+    """The scopes an agent's state and time count in: ``all`` and each queue it serves (main
+    lane; an agent on two queues adds to the occupancy of both), and its own."""
+    names = ["all", *(f"queue:{q}" for q in queues)] if main else []
     if own:
         names.insert(1 if main else 0, f"agent:{agent}")
     return names
