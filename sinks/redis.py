@@ -4,11 +4,14 @@ The key layout is docs/redis-keys.md; this module is its one writer (``RedisSink
 one reader (``read_kpis``, used by ``ccpulse kpis`` and the wallboard).
 
 A publish writes, in one call of a Lua script (atomic, as ``MULTI``/``EXEC`` would be): the
-changed fields of the hashes whose KPIs changed since the last successful write (every
-field of every hash each ``heartbeat_seconds``, so ``updated_at`` stays honest and a wiped
-Redis is whole again), the meta hash, and one message on ``…:updates``. Values are absolute,
-so replaying a write is harmless. When Redis is unreachable the sink logs once, backs off,
-and after recovery writes the full state again: it cannot know which of its writes landed.
+changed fields of the hashes whose KPIs changed since the last successful write, every
+field of the hashes due for a refresh, the meta hash, and one message on ``…:updates``.
+Every hash is refreshed (all its fields, its TTL restarted) at least every
+``heartbeat_seconds``, so ``updated_at`` stays honest and a wiped Redis is whole again; the
+refreshes are spread over the publishes in between (``RedisSink._due``), never all in one.
+Values are absolute, so replaying a write is harmless. When Redis is unreachable the sink
+logs once, backs off, and after recovery writes the full state again: it cannot know which
+of its writes landed.
 """
 
 from __future__ import annotations
@@ -230,7 +233,11 @@ class RedisSink:
         self._written: dict[str, Mapping[str, Any]] = {}
         self._keys: set[str] = set()  # keys we wrote and have not deleted, kept across failures
         self._key_names: dict[tuple[str, str], KpiHash] = {}  # (window, scope) -> its last hash
-        self._last_full: float | None = None
+        # key -> when it was last written whole, oldest first (re-inserted at each refresh)
+        self._refreshed: dict[str, float] = {}
+        self._last_publish: float | None = None
+        self._credit = 0.0  # the part of a hash owed a refresh, carried between publishes
+        self._pending_credit = 0.0
         self._backoff = 0.0
         self._next_try = 0.0
         self._down = False
@@ -254,17 +261,41 @@ class RedisSink:
         written = self._written
         # ``is``: a scope whose KPIs did not change keeps its dict (stream/snapshot.py)
         changed = [h for h in hashes if (was := written.get(h.key)) is not h.kpis and was != h.kpis]
-        full = self._last_full is None or now - self._last_full >= self.heartbeat_seconds
+        due = self._due(hashes, now)
         vanished = self._keys - {h.key for h in hashes}
+        sent = [h for h in hashes if h.key in due] + [h for h in changed if h.key not in due]
         try:
-            if full:
-                await self._write(snapshot, now, hashes, changed, vanished, held={})
-            else:
-                await self._write(snapshot, now, changed, changed, vanished, held=self._written)
+            await self._write(snapshot, now, sent, changed, vanished, due)
         except UNAVAILABLE as exc:
             self._failed(exc, now)
             return
-        self._succeeded(hashes, now, full)
+        self._succeeded(hashes, now, due, vanished)
+
+    def _due(self, hashes: list[KpiHash], now: float) -> set[str]:
+        """The keys to write whole this publish: new to Redis, not written whole for
+        ``heartbeat_seconds``, and the oldest others, as many as this publish's share.
+
+        The share is the hashes' count times the time since the last publish over
+        ``heartbeat_seconds``: at 0.15 s a publish and 5 s, 3 % of the hashes each time, so
+        the state is rewritten once per heartbeat period a little at a time. Written all at
+        once, the 3,500 hashes of the benchmarks' replay held Redis for 50-80 ms every 5 s,
+        and nobody else (a wallboard, ``ccpulse kpis``) was served meanwhile. Whether a hash
+        is written whole never changes what Redis holds.
+        """
+        present = {h.key for h in hashes}
+        due = present - self._refreshed.keys()
+        period, last = self.heartbeat_seconds, self._last_publish
+        elapsed = period if last is None else min(max(now - last, 0.0), period)
+        # fractions of a hash carry over to the next publish (``_succeeded`` keeps them)
+        share = self._credit + (len(present) * elapsed / period if period > 0 else len(present))
+        for key, at in self._refreshed.items():  # oldest first
+            if share < 1.0 and now - at < period:
+                break
+            if key in present:
+                due.add(key)
+                share -= 1.0
+        self._pending_credit = share % 1.0 if share > 0 else 0.0
+        return due
 
     async def _write(
         self,
@@ -273,14 +304,13 @@ class RedisSink:
         hashes: list[KpiHash],
         changed: list[KpiHash],
         vanished: set[str],
-        held: Mapping[str, Mapping[str, Any]],
+        whole: set[str],
     ) -> None:
         """Write hashes, meta and the update message in one transaction.
 
-        ``held``: what Redis holds of each hash; a hash found there gets only its changed
-        fields (and its stamps). A heartbeat passes nothing, so every field is written and
-        every TTL restarts; between heartbeats only hashes new to Redis get an ``EXPIRE``
-        (half the commands of a publish during a replay, when every hash changes).
+        A hash in ``whole`` gets every field and its TTL restarted; any other gets only the
+        fields that differ from what Redis holds (and its stamps), and no ``EXPIRE`` (half
+        the commands of a publish during a replay, when every hash changes).
         """
         window_stamps = {window: stamps(snapshot, window, now) for window in snapshot.windows}
         message = {
@@ -290,11 +320,13 @@ class RedisSink:
         }
         args: list[EncodableT] = [self.ttl_seconds, self.base + "updates", _json(message)]
         args.append(len(hashes))
+        held = self._written
         for h in hashes:
-            fields = h.fields(held.get(h.key))
+            refresh = h.key in whole
+            fields = h.fields(None if refresh else held.get(h.key))
             fields.update(window_stamps[h.window])
             flags, payload = hash_argument(fields)
-            if h.key not in held:  # new to Redis, or a heartbeat: (re)start its TTL
+            if refresh:  # new to Redis, or its turn: (re)start its TTL
                 flags |= RESTART_TTL
             args += (h.key, flags, payload)
         args.append(len(vanished))
@@ -308,11 +340,15 @@ class RedisSink:
         prefix = self.base + "kpi:"
         return [key.removeprefix(prefix).replace(":", "|", 1) for key in keys]
 
-    def _succeeded(self, hashes: list[KpiHash], now: float, full: bool) -> None:
+    def _succeeded(self, hashes: list[KpiHash], now: float, whole: set[str], vanished: set[str]) -> None:
         self._written = {h.key: h.kpis for h in hashes}
         self._keys = set(self._written)
-        if full:
-            self._last_full = now
+        refreshed = self._refreshed
+        for key in whole | vanished:
+            refreshed.pop(key, None)
+        for key in sorted(whole):
+            refreshed[key] = now  # to the end: the dict stays oldest first
+        self._last_publish, self._credit = now, self._pending_credit
         self.last_success_at = now
         self._backoff = 0.0
         if self._down:
@@ -338,7 +374,8 @@ class RedisSink:
     def _forget(self) -> None:
         """Forget what Redis holds, so the next write is a full one."""
         self._written.clear()
-        self._last_full = None
+        self._refreshed.clear()
+        self._credit = 0.0
 
     async def close(self) -> None:
         """Close the client and its connections (an injected client too: the sink owns it)."""

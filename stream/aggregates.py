@@ -128,9 +128,6 @@ def agent_result(agg: Mapping[str, float]) -> Kpis:
     publish's arithmetic. ``result`` takes these same values, so each formula is written once.
     """
     g = agg.get
-    # agent time in microseconds (stream/contacts.py), and in seconds from state written before
-    working = (g("busy_us", 0.0) + g("acw_us", 0.0)) / 1e6 + g("busy_seconds", 0.0) + g("acw_seconds", 0.0)
-    available = g("available_us", 0.0) / 1e6 + g("available_seconds", 0.0)
     nps = _ratio(g("nps_promoters", 0.0) - g("nps_detractors", 0.0), g("nps_n", 0.0))
     return {
         "answered": int(round(g("answered", 0.0))),
@@ -143,9 +140,37 @@ def agent_result(agg: Mapping[str, float]) -> Kpis:
         "nps": None if nps is None else 100.0 * nps,
         "ces": _ratio(g("ces_sum", 0.0), g("ces_n", 0.0)),
         "conversion_rate": _ratio(g("converted", 0.0), g("answered", 0.0)),
-        "occupancy": _ratio(working, working + available),
+        "occupancy": occupancy(agg),
         "sentiment": _ratio(g("sentiment_sum", 0.0), g("sentiment_n", 0.0)),
     }
+
+
+# The counters of agent time: in microseconds (stream/contacts.py), and in seconds in state
+# written before. ``occupancy`` is the one KPI that reads them.
+AGENT_TIME_COUNTERS = frozenset(
+    ("busy_us", "acw_us", "available_us", "busy_seconds", "acw_seconds", "available_seconds")
+)
+
+
+def occupancy(agg: Mapping[str, float]) -> float | None:
+    """Busy and after-contact work time over all logged-in, non-away time (docs/metrics.md)."""
+    g = agg.get
+    working = (g("busy_us", 0.0) + g("acw_us", 0.0)) / 1e6 + g("busy_seconds", 0.0) + g("acw_seconds", 0.0)
+    available = g("available_us", 0.0) / 1e6 + g("available_seconds", 0.0)
+    return _ratio(working, working + available)
+
+
+def same_but_agent_time(old: Mapping[str, float], new: Mapping[str, float]) -> bool:
+    """Whether two aggregates hold the same counters but for agent time."""
+    time = AGENT_TIME_COUNTERS
+    matched = 0
+    for key, value in new.items():
+        if key in time:
+            continue
+        if old.get(key) != value:
+            return False
+        matched += 1
+    return matched == len(old) - sum(1 for key in time if key in old)
 
 
 def result(agg: Mapping[str, float]) -> Kpis:

@@ -193,10 +193,9 @@ def kpis_by_window(
             agg, gauges = scoped.get(scope, {}), live.get(scope, {})
             wm = watermark if "oldest_offered" in gauges else 0.0  # the only use of the watermark
             before = remembered.get((window, scope))
-            if before is not None and before[2] == wm and before[0] == agg and before[1] == gauges:
-                kpis = before[3]
-            else:
-                kpis = _scope_kpis(scope, agg, gauges, watermark)
+            kpis = _scope_kpis(scope, agg, gauges, watermark) if before is None else _kpis_since(
+                before, scope, agg, gauges, wm, watermark
+            )
             kept[(window, scope)] = (agg, gauges, wm, kpis)
             result[scope] = kpis
         out[window] = result
@@ -206,16 +205,45 @@ def kpis_by_window(
     return out
 
 
+def _kpis_since(
+    before: tuple[aggregates.Agg, dict[str, float], float, dict[str, Any]], scope: str,
+    agg: aggregates.Agg, gauges: dict[str, float], wm: float, watermark: float,
+) -> dict[str, Any]:
+    """A scope's KPIs, given what they were computed from at the last publish (the memo).
+
+    Unchanged inputs give the very same dict. Otherwise only the parts whose inputs changed
+    are computed again: the live KPIs (gauges, watermark), occupancy (agent time), the rest
+    (the event counters). Agent time moves at every publish for every scope with an agent
+    logged in, so a third of the scopes of a live center differ in nothing else; their wait
+    quantiles and rates are kept. The result equals ``_scope_kpis`` of the inputs.
+    """
+    old_agg, old_gauges, old_wm, old_kpis = before
+    same_live = old_wm == wm and old_gauges == gauges
+    if old_agg == agg:
+        if same_live:
+            return old_kpis
+        kpis = dict(old_kpis)
+    elif aggregates.same_but_agent_time(old_agg, agg):
+        kpis = dict(old_kpis)
+        kpis["occupancy"] = aggregates.round_kpis({"occupancy": aggregates.occupancy(agg)})["occupancy"]
+        if same_live:
+            return kpis
+    else:
+        return _scope_kpis(scope, agg, gauges, watermark)
+    kpis.update(aggregates.round_kpis(_live_part(scope, gauges, watermark)))
+    return kpis
+
+
 def _scope_kpis(
     scope: str, agg: aggregates.Agg, gauges: Mapping[str, float], watermark: float
 ) -> dict[str, Any]:
-    if scope.startswith("agent:"):
-        kpis = aggregates.agent_result(agg)
-        kpis.update(_agent_live(gauges))
-    else:
-        kpis = aggregates.result(agg)
-        kpis.update(live_kpis(gauges, watermark))
+    kpis = aggregates.agent_result(agg) if scope.startswith("agent:") else aggregates.result(agg)
+    kpis.update(_live_part(scope, gauges, watermark))
     return aggregates.round_kpis(kpis)
+
+
+def _live_part(scope: str, gauges: Mapping[str, float], watermark: float) -> dict[str, Any]:
+    return _agent_live(gauges) if scope.startswith("agent:") else live_kpis(gauges, watermark)
 
 
 def _agent_live(gauges: Mapping[str, float]) -> dict[str, Any]:

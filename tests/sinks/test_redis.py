@@ -184,7 +184,7 @@ async def test_only_changed_hashes_are_rewritten(
     redis_server: RedisServer, client: aioredis.Redis
 ) -> None:
     clock = Clock(1000.0)
-    sink = make_sink(redis_server, clock)
+    sink = make_sink(redis_server, clock, heartbeat=3000.0)  # no hash's refresh comes up in 1 s
     await sink.publish(snapshots.snapshot())
     clock.now = 1001.0
     await sink.publish(_eleven_offered())
@@ -265,16 +265,36 @@ async def test_heartbeat_rewrites_every_hash(
     clock = Clock(1000.0)
     sink = make_sink(redis_server, clock, heartbeat=5.0)
     await sink.publish(snapshots.snapshot())
-    clock.now = 1004.9
-    await sink.publish(snapshots.snapshot())
-    assert set((await updated_at(client)).values()) == {b"1000.0"}
-    assert await client.hget(BASE + "meta", "updated_at") == b"1004.9"
-
-    clock.now = 1005.0
+    clock.now = 1005.0  # the first publish since: every hash is due
     await sink.publish(snapshots.snapshot())
     await sink.close()
     assert set((await updated_at(client)).values()) == {b"1005.0"}
     assert len(await updated_at(client)) == len(ALL_LABELS)
+
+
+async def test_refreshes_are_spread_over_the_publishes_of_a_heartbeat(
+    redis_server: RedisServer, client: aioredis.Redis
+) -> None:
+    """Nothing changes; a publish every 0.5 s with a 5 s heartbeat rewrites a tenth of the
+    hashes each time, and no hash goes unwritten for longer than the heartbeat."""
+    clock = Clock(1000.0)
+    sink = make_sink(redis_server, clock, heartbeat=5.0)
+    await sink.publish(snapshots.snapshot())
+    await client.pexpire(BILLING_1H, 1_000_000)  # a TTL no write of the sink sets
+    rewritten, ages = [], []
+    for step in range(1, 31):
+        clock.now = 1000.0 + 0.5 * step
+        await sink.publish(snapshots.snapshot())
+        stamps = {label: float(stamp) for label, stamp in (await updated_at(client)).items()}
+        rewritten.append(sum(1 for stamp in stamps.values() if stamp == clock.now))
+        ages.append(max(clock.now - stamp for stamp in stamps.values()))
+    ttl = await client.pttl(BILLING_1H)
+    await sink.close()
+    share = len(ALL_LABELS) / 10
+    assert all(int(share) <= n <= int(share) + 1 for n in rewritten), rewritten
+    assert sum(rewritten[:10]) == len(ALL_LABELS)  # each hash once in the first 5 s
+    assert max(ages) <= 5.0
+    assert 3_590_000 < ttl <= 3_600_000  # its refresh restarted the TTL
 
 
 async def test_non_leader_writes_nothing(redis_server: RedisServer, client: aioredis.Redis) -> None:
