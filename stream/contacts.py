@@ -321,12 +321,15 @@ class ContactState(BucketState):
                     if score < negative_below:
                         gauges["sentiment_negative"] = gauges.get("sentiment_negative", 0.0) + 1
         for agent, record in self.agents():
+            own = agent_lane(agent) in chosen
+            if not (main or own):  # an agent of another slice, and no queue gauges wanted
+                continue
             name = AGENT_GAUGES.get(record.get("st") or "")
             if reference - record.get("last", reference) > stale_seconds and record.get("st") != "offline":
                 name = "agents_stale"
             if name is None:
                 continue
-            for scope in _agent_scopes(agent, record.get("q", []), main, agent_lane(agent) in chosen):
+            for scope in _agent_scopes(agent, record.get("q", []), main, own):
                 gauges = live.setdefault(scope, {})
                 gauges[name] = gauges.get(name, 0.0) + 1
         return live
@@ -339,19 +342,35 @@ class ContactState(BucketState):
         chosen = wanted(lanes)
         accrued = self.meta.get("acc")
         main = MAIN in chosen
-        out: dict[str, dict[str, aggregates.Agg]] = {}
+        # Agents counting from the same moment add the same time to a window: they are
+        # counted by (moment, scope, counter) first, and each count times its time is added
+        # once per window, not once per agent. Since time goes into the buckets at every batch
+        # (``accrue``), most agents count from that moment. The time is whole microseconds in
+        # floats, so the sums are exact in any order or grouping.
+        counted: dict[float, dict[str, dict[str, int]]] = {}  # since -> scope -> counter -> agents
         for agent, record in self.agents():
+            own = agent_lane(agent) in chosen
+            if not (main or own):
+                continue
             counter = AGENT_TIME.get(record.get("st") or "")
             if counter is None:
                 continue
-            names = _agent_scopes(agent, record.get("q", []), main, agent_lane(agent) in chosen)
-            if not names:
-                continue
             since = record["since"] if accrued is None else max(record["since"], accrued)
-            for window, (start, end) in windows.items():
-                micros = _us(end) - _us(max(start, since))
-                if micros > 0:
-                    _add_time(out.setdefault(window, {}), [(names, counter, micros)])
+            scopes = counted.setdefault(since, {})
+            for scope in _agent_scopes(agent, record.get("q", []), main, own):
+                counters = scopes.setdefault(scope, {})
+                counters[counter] = counters.get(counter, 0) + 1
+        out: dict[str, dict[str, aggregates.Agg]] = {}
+        for window, (start, end) in windows.items():
+            changes = [
+                ([scope], counter, micros * agents)
+                for since, scopes in counted.items()
+                if (micros := _us(end) - _us(max(start, since))) > 0
+                for scope, counters in scopes.items()
+                for counter, agents in counters.items()
+            ]
+            if changes:
+                _add_time(out.setdefault(window, {}), changes)
         return out
 
 

@@ -11,8 +11,8 @@ what a wallboard shows) is recomputed at every publish. Agent scopes are spread 
 ``AGENT_SLICES`` lanes by a hash of the agent id, queue×channel scopes (the drill-down,
 four in five of the rest in the benchmarks' center) over ``CROSS_SLICES`` lanes, and each
 publish recomputes one lane of each in turn: an agent's hashes are recomputed every
-``AGENT_SLICES``-th publish (every 2 s at the default 0.25 s interval), a queue×channel's
-every ``CROSS_SLICES``-th (1 s), and in between keep their last values. The queue-level agent
+``AGENT_SLICES``-th publish (every 1.2 s at the default 0.15 s interval), a queue×channel's
+every ``CROSS_SLICES``-th (0.6 s), and in between keep their last values. The queue-level agent
 KPIs (``agents_busy`` of a queue, its occupancy) are in the main lane.
 """
 

@@ -190,3 +190,46 @@ def test_a_batch_whose_writes_were_cut_short_is_re_read_without_counting_twice()
         restarted.process(rest[:rest_cut])
         restarted.process(rest[rest_cut:])
         assert _held(state) == want, (cut, end, kept)
+
+
+def test_ongoing_time_and_agent_gauges_by_group_equal_adding_agent_by_agent() -> None:
+    """``ongoing_agent_time`` and ``live_partials`` count agents in groups (same state, queues
+    and start); the result is what adding each agent to each of its scopes gives."""
+    from stream.contacts import AGENT_GAUGES, _agent_scopes
+    from stream.lanes import LANES, MAIN, agent_lane
+
+    events = _events(11, count=500)
+    for n, event in enumerate(events):  # many agents, so that groups hold several
+        if event["type"] == "agent.state":
+            event["agent_id"] = f"ag{n % 40}"
+    state = _apply(events, (37,), 1).contact_state(0)
+    wm = state.watermark + 5.0
+    bounds = {w: state.clock.bounds(w, wm) for w in ("5m", "1h", "today", "interval")}
+    accrued = state.meta.get("acc")
+    for lanes in (None, (MAIN,), ("a3",), ("x1",), (MAIN, "a5", "x0")):
+        chosen = LANES if lanes is None else lanes
+        time_want: dict[str, dict[str, dict[str, float]]] = {}
+        gauges_want: dict[str, dict[str, float]] = {}
+        for agent, record in state.agents():
+            scopes = _agent_scopes(agent, record.get("q", []), MAIN in chosen, agent_lane(agent) in chosen)
+            counter = AGENT_TIME.get(record.get("st") or "")
+            since = record["since"] if accrued is None else max(record["since"], accrued)
+            for window, (start, end) in bounds.items():
+                micros = _us(end) - _us(max(start, since))
+                if counter is not None and micros > 0:
+                    for scope in scopes:
+                        agg = time_want.setdefault(window, {}).setdefault(scope, {})
+                        agg[counter] = agg.get(counter, 0.0) + micros
+            gauge = AGENT_GAUGES.get(record.get("st") or "")
+            if wm - record.get("last", wm) > 600 and record.get("st") != "offline":
+                gauge = "agents_stale"
+            if gauge is not None:
+                for scope in scopes:
+                    gauges_want.setdefault(scope, {})[gauge] = gauges_want.get(scope, {}).get(gauge, 0.0) + 1
+        assert bool(time_want) == (MAIN in chosen or "a3" in chosen or "a5" in chosen), lanes
+        assert state.ongoing_agent_time(bounds, lanes) == time_want, lanes
+        live = state.live_partials(wm, 600, -0.5, lanes)
+        agents_only = {
+            scope: {k: v for k, v in gauges.items() if k.startswith("agents_")} for scope, gauges in live.items()
+        }
+        assert {s: g for s, g in agents_only.items() if g} == gauges_want, lanes
