@@ -26,6 +26,7 @@ import faust
 import orjson
 from faust.types import TP
 
+from stream.batching import within
 from stream.checkpoint import Background, Checkpoints, CheckpointStore, Job
 from stream.platforms import PlatformFeed, forward
 from stream.runtime import Runtime, release
@@ -361,7 +362,8 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
     @app.agent(input_topic, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         # take_events is faust.Stream's, not in StreamT
-        batches = cast("faust.Stream[bytes]", stream).take_events(settings.batch_size, within=settings.batch_seconds)
+        wait = within(runtime.batch_wait)  # shorter while keeping up (stream/batching.py)
+        batches = cast("faust.Stream[bytes]", stream).take_events(settings.batch_size, within=wait)
         async for events in batches:
             with _Fence(app, epoch, events) as fence:
                 runtime.backlog = backlog(app.consumer, settings.input_topic, fence.events)
@@ -371,7 +373,7 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
     async def customer_stage(stream: faust.StreamT[bytes]) -> None:
         # a message carries the facts of one input batch for this partition (up to 200)
         batches = cast("faust.Stream[bytes]", stream).take_events(
-            max(1, settings.batch_size // 20), within=settings.batch_seconds
+            max(1, settings.batch_size // 20), within=within(runtime.batch_wait)
         )
         async for events in batches:
             with _Fence(app, epoch, events) as fence:

@@ -121,7 +121,11 @@ class Settings:
     )
     max_event_bytes: int = _doc("Larger input messages are dead-lettered, bytes.", 65536)
     batch_size: int = _doc("Events taken per batch before one state write per key.", 2000)
-    batch_seconds: float = _doc("How long a batch waits for more events after the last one was applied, seconds.", 0.05)
+    batch_seconds: float = _doc(
+        "How long a batch waits for more events after the last one was applied, seconds, "
+        "while the worker keeps up (at least 0.1 while it is behind).",
+        0.05,
+    )
     producer_batch_bytes: int = _doc(
         "Largest batch of records the Kafka producer sends to one partition at a time, bytes "
         "(state changelogs, customer facts, dead letters; keep it under the broker's "

@@ -95,3 +95,16 @@ def test_the_timer_counts_its_interval_from_the_start_of_the_last_publish() -> N
     runtime.next_publish_at = 0.0
     assert runtime.publish_wait(100.05, 100.0) == pytest.approx(interval - 0.05)  # a quick one
     assert runtime.publish_wait(5.0, -math.inf) == PUBLISH_MIN_WAIT  # the first
+
+
+def test_batches_wait_briefly_while_keeping_up_and_longer_behind() -> None:
+    from stream.runtime import BEHIND_BATCH_SECONDS
+
+    runtime = _runtime()
+    runtime.batch_fill, runtime.backlog = 0.1, 0
+    assert runtime.batch_wait() == runtime.settings.batch_seconds < BEHIND_BATCH_SECONDS
+    runtime.backlog = BACKLOG_BATCHES * runtime.settings.batch_size
+    assert runtime.batch_wait() == BEHIND_BATCH_SECONDS
+    slow = Runtime(settings(batch_seconds=0.5), runtime.pipeline, *([Discard()] * 4))
+    slow.backlog = runtime.backlog
+    assert slow.batch_wait() == 0.5  # behind never waits less than it is told to
