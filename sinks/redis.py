@@ -237,7 +237,6 @@ class RedisSink:
         self._refreshed: dict[str, float] = {}
         self._last_publish: float | None = None
         self._credit = 0.0  # the part of a hash owed a refresh, carried between publishes
-        self._pending_credit = 0.0
         self._backoff = 0.0
         self._next_try = 0.0
         self._down = False
@@ -261,19 +260,21 @@ class RedisSink:
         written = self._written
         # ``is``: a scope whose KPIs did not change keeps its dict (stream/snapshot.py)
         changed = [h for h in hashes if (was := written.get(h.key)) is not h.kpis and was != h.kpis]
-        due = self._due(hashes, now)
-        vanished = self._keys - {h.key for h in hashes}
+        present = {h.key for h in hashes}
+        due, credit = self._due(present, now)
+        vanished = self._keys - present
         sent = [h for h in hashes if h.key in due] + [h for h in changed if h.key not in due]
         try:
             await self._write(snapshot, now, sent, changed, vanished, due)
         except UNAVAILABLE as exc:
             self._failed(exc, now)
             return
-        self._succeeded(hashes, now, due, vanished)
+        self._succeeded(hashes, now, due, vanished, credit)
 
-    def _due(self, hashes: list[KpiHash], now: float) -> set[str]:
+    def _due(self, present: set[str], now: float) -> tuple[set[str], float]:
         """The keys to write whole this publish: new to Redis, not written whole for
-        ``heartbeat_seconds``, and the oldest others, as many as this publish's share.
+        ``heartbeat_seconds``, and the oldest others, as many as this publish's share; and
+        the fraction of a hash left over, owed at the next publish.
 
         The share is the hashes' count times the time since the last publish over
         ``heartbeat_seconds``: at 0.15 s a publish and 5 s, 3 % of the hashes each time, so
@@ -282,11 +283,9 @@ class RedisSink:
         and nobody else (a wallboard, ``ccpulse kpis``) was served meanwhile. Whether a hash
         is written whole never changes what Redis holds.
         """
-        present = {h.key for h in hashes}
         due = present - self._refreshed.keys()
         period, last = self.heartbeat_seconds, self._last_publish
         elapsed = period if last is None else min(max(now - last, 0.0), period)
-        # fractions of a hash carry over to the next publish (``_succeeded`` keeps them)
         share = self._credit + (len(present) * elapsed / period if period > 0 else len(present))
         for key, at in self._refreshed.items():  # oldest first
             if share < 1.0 and now - at < period:
@@ -294,8 +293,7 @@ class RedisSink:
             if key in present:
                 due.add(key)
                 share -= 1.0
-        self._pending_credit = share % 1.0 if share > 0 else 0.0
-        return due
+        return due, share % 1.0 if share > 0 else 0.0
 
     async def _write(
         self,
@@ -340,7 +338,9 @@ class RedisSink:
         prefix = self.base + "kpi:"
         return [key.removeprefix(prefix).replace(":", "|", 1) for key in keys]
 
-    def _succeeded(self, hashes: list[KpiHash], now: float, whole: set[str], vanished: set[str]) -> None:
+    def _succeeded(
+        self, hashes: list[KpiHash], now: float, whole: set[str], vanished: set[str], credit: float
+    ) -> None:
         self._written = {h.key: h.kpis for h in hashes}
         self._keys = set(self._written)
         refreshed = self._refreshed
@@ -348,7 +348,7 @@ class RedisSink:
             refreshed.pop(key, None)
         for key in sorted(whole):
             refreshed[key] = now  # to the end: the dict stays oldest first
-        self._last_publish, self._credit = now, self._pending_credit
+        self._last_publish, self._credit = now, credit
         self.last_success_at = now
         self._backoff = 0.0
         if self._down:

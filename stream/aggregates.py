@@ -224,3 +224,8 @@ def customer_kpis(agg: Mapping[str, float]) -> Kpis:
 def round_kpis(kpis: Mapping[str, Any], digits: int = 6) -> Kpis:
     """Round floats for publishing; counts and None pass through."""
     return {k: round(v, digits) if isinstance(v, float) else v for k, v in kpis.items()}
+
+
+def round_kpi(value: Any, digits: int = 6) -> Any:
+    """One value as ``round_kpis`` rounds it."""
+    return round(value, digits) if isinstance(value, float) else value

@@ -37,16 +37,6 @@ def representative(index: int) -> float:
     return 2 * GAMMA**index / (GAMMA + 1)
 
 
-_representatives: dict[str, float] = {ZERO_KEY: 0.0}
-
-
-def _value(key: str) -> float:
-    found = _representatives.get(key)
-    if found is None:
-        found = _representatives[key] = representative(int(key[len(PREFIX) :]))
-    return found
-
-
 def quantile(agg: Mapping[str, float], q: float) -> float | None:
     """Return the q-quantile (0..1) of the samples in ``agg``'s sketch, or None if empty."""
     return quantiles(agg, (q,))[0]
@@ -86,11 +76,11 @@ def quantiles(agg: Mapping[str, float], qs: tuple[float, ...]) -> list[float | N
 
 _UNSEEN = -1.0  # no bucket reads as a negative value
 _READS_LIMIT = 100_000  # distinct aggregate keys remembered (counters, buckets: a few thousand)
-_reads: dict[str, float | None] = {}  # aggregate key -> what its bucket reads as; None: no bucket
+_reads: dict[str, float | None] = {ZERO_KEY: 0.0}  # aggregate key -> what its bucket reads as; None: no bucket
 
 
 def _read(key: str) -> float | None:
-    value = _value(key) if key.startswith(PREFIX) else None
+    value = representative(int(key[len(PREFIX) :])) if key.startswith(PREFIX) else None
     if len(_reads) < _READS_LIMIT:
         _reads[key] = value
     return value

@@ -164,7 +164,8 @@ def live_kpis(gauges: Mapping[str, float], watermark: float) -> dict[str, Any]:
     }
 
 
-Memo = dict[tuple[str, str], tuple[aggregates.Agg, dict[str, float], float, dict[str, Any]]]
+MemoEntry = tuple[aggregates.Agg, dict[str, float], float, dict[str, Any]]  # (agg, gauges, wm, KPIs)
+Memo = dict[tuple[str, str], MemoEntry]
 
 
 def kpis_by_window(
@@ -206,7 +207,7 @@ def kpis_by_window(
 
 
 def _kpis_since(
-    before: tuple[aggregates.Agg, dict[str, float], float, dict[str, Any]], scope: str,
+    before: MemoEntry, scope: str,
     agg: aggregates.Agg, gauges: dict[str, float], wm: float, watermark: float,
 ) -> dict[str, Any]:
     """A scope's KPIs, given what they were computed from at the last publish (the memo).
@@ -225,7 +226,7 @@ def _kpis_since(
         kpis = dict(old_kpis)
     elif aggregates.same_but_agent_time(old_agg, agg):
         kpis = dict(old_kpis)
-        kpis["occupancy"] = aggregates.round_kpis({"occupancy": aggregates.occupancy(agg)})["occupancy"]
+        kpis["occupancy"] = aggregates.round_kpi(aggregates.occupancy(agg))
         if same_live:
             return kpis
     else:
