@@ -27,7 +27,7 @@ import orjson
 from faust.types import TP
 
 from stream.batching import within
-from stream.checkpoint import Background, Checkpoints, CheckpointStore, Job
+from stream.checkpoint import Background, Checkpoints, CheckpointStore, Job, write_job
 from stream.platforms import PlatformFeed, forward
 from stream.runtime import Runtime, release
 from stream.settings import Settings, platform_topic_table
@@ -284,7 +284,8 @@ class TableWriter:
         if checkpoints.topic_id(topic) is None:  # asked here, never in a forked child
             return []
         return [
-            (checkpoints, topic, partition, self.offsets[partition], state.records)
+            (checkpoints, topic, partition, self.offsets[partition], state.records,
+             getattr(state, "live_index", None))
             for partition, state in list(states.items())
             if partition in self.offsets
         ]
@@ -292,13 +293,11 @@ class TableWriter:
     def checkpoint(self, states: Mapping[int, Any]) -> int:
         """Write a checkpoint of every partition's Python state now; return the records written."""
         written = 0
-        for checkpoints, topic, partition, offset, records in self.checkpoint_jobs(states):
+        for job in self.checkpoint_jobs(states):
             try:
-                checkpoints.write(topic, partition, offset, records)
+                written += write_job(job)
             except (OSError, ValueError) as error:  # a restart then reads the changelog whole
-                log.warning("%s[%d]: no checkpoint written: %s", topic, partition, error)
-                continue
-            written += len(records)
+                log.warning("%s[%d]: no checkpoint written: %s", job[1], job[2], error)
         return written
 
     def keep(self, partition: int, records: Mapping[str, Any]) -> None:

@@ -37,6 +37,9 @@ Record = dict[str, Any]
 MAX_IDS = 512  # event ids remembered per record (messages of one chat, agent changes)
 SWEEP_SECONDS = 60  # entities past their horizon are forgotten once a minute of event time
 BLOCK_SECONDS = 300  # rolling windows add up whole five-minute blocks of fine buckets
+# the key a checkpoint keeps a partition's live index under beside its records (no record's
+# key: those are "<partition>|<kind>|<id>"); stream/checkpoint.py
+LIVE_KEY = "~live"
 
 
 def scopes(queue: str, channel: str, agent: str | None) -> Iterator[str]:
@@ -106,8 +109,16 @@ class BucketState:
             self.agent_records[ident] = record
 
     def load(self, items: Iterator[tuple[str, Record]]) -> None:
-        """Rebuild the state from recovered table items of this partition."""
+        """Rebuild the state from recovered table items of this partition.
+
+        A checkpoint's ``LIVE_KEY`` entry (stream/checkpoint.py) is no record: it is kept in
+        ``saved_live`` for the subclass that wrote it.
+        """
+        self.saved_live: Record = {}
         for key, record in items:
+            if key == LIVE_KEY:
+                self.saved_live = record
+                continue
             self.records[key] = record
             self._index_bucket(key, record)
         self._forget_memos()

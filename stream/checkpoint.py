@@ -47,12 +47,19 @@ import orjson
 from faust.stores import memory
 from faust.types import TP
 
-from stream.pipeline import gc_paused
+from stream.buckets import LIVE_KEY
+from stream.pipeline import freeze_if_large, gc_paused
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: the body may hold LIVE_KEY (1: records only; still read)
+READ_FORMATS = (1, 2)
 SUFFIX = ".ckpt"
+# Beside the records, a contact partition's checkpoint keeps the live index of its open
+# contacts (``ContactState.live_index``) under ``LIVE_KEY``, which no record has. It is what
+# deriving every open contact's lifecycle again would give (a function of the record alone),
+# stamped with each record's offset, so it is used only for records that no changelog record
+# read after the checkpoint replaced.
 # The body is ``marshal``: records are dicts, lists, strings and numbers, and marshal reads
 # them 1.6x as fast as orjson reads the same JSON (168 against 102 MB/s of JSON, measured on
 # the recovery benchmark's checkpoints). Its format belongs to the Python version, which the
@@ -78,10 +85,18 @@ class Checkpoints:
     def path(self, topic: str, partition: int) -> Path:
         return self.folder / topic / f"{partition}{SUFFIX}"
 
-    def write(self, topic: str, partition: int, offset: int, records: Mapping[str, Any]) -> int:
+    def write(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        records: Mapping[str, Any],
+        live: Mapping[str, Any] | None = None,
+    ) -> int:
         """Write a partition's records as of changelog offset ``offset``; return the bytes written.
 
-        The file appears whole or not at all (written beside it, synced, then renamed).
+        ``live``, if given, is kept beside them under ``LIVE_KEY``. The file appears whole
+        or not at all (written beside it, synced, then renamed).
         """
         topic_id = self.topic_id(topic)
         if topic_id is None:
@@ -94,10 +109,13 @@ class Checkpoints:
             "partition": partition,
             "offset": offset,
             "written_at": self.clock(),
-            "records": len(records),
+            "records": len(records) + (live is not None),
             "body": BODY,
         }
-        body = marshal.dumps(dict(records))
+        content = dict(records)
+        if live is not None:
+            content[LIVE_KEY] = dict(live)
+        body = marshal.dumps(content)
         target = self.path(topic, partition)
         target.parent.mkdir(parents=True, exist_ok=True)
         scratch = target.with_name(f".{target.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
@@ -132,13 +150,14 @@ class Checkpoints:
         """Return ``(offset, records)`` of a valid checkpoint of the partition, else None."""
         path = self.path(topic, partition)
         try:
-            raw = path.read_bytes()
+            with open(path, "rb") as source:
+                header, body = source.readline(), source.read()
         except FileNotFoundError:
             return None
         except OSError as error:
             log.warning("checkpoint %s unreadable: %s", path, error)
             return None
-        reason, found = self._parse(raw, topic, partition)
+        reason, found = self._parse(header, body, topic, partition)
         if found is None:
             log.warning("checkpoint %s not used: %s; the changelog is read from its start",
                         path, reason)
@@ -146,14 +165,13 @@ class Checkpoints:
         return found
 
     def _parse(
-        self, raw: bytes, topic: str, partition: int
+        self, line: bytes, body: bytes, topic: str, partition: int
     ) -> tuple[str, tuple[int, dict[str, Any]] | None]:
-        line, _, body = raw.partition(b"\n")
         try:
             header = orjson.loads(line)
         except orjson.JSONDecodeError:
             return "its header does not parse", None
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
+        if not isinstance(header, dict) or header.get("format") not in READ_FORMATS:
             return "unknown format", None
         if header.get("body") != BODY:
             return f"written as {header.get('body')}, this worker reads {BODY}", None
@@ -168,6 +186,7 @@ class Checkpoints:
         try:
             with gc_paused():
                 records = marshal.loads(body)
+                freeze_if_large(len(records) if isinstance(records, dict) else 0)
         except (EOFError, ValueError, TypeError):
             return "its records do not parse (cut short?)", None
         if not isinstance(records, dict) or len(records) != header.get("records"):
@@ -241,7 +260,16 @@ class CheckpointStore(memory.Store[bytes, bytes]):
             del self.loaded[partition]
 
 
-Job = tuple[Checkpoints, str, int, int, Mapping[str, Any]]  # (checkpoints, topic, partition, offset, records)
+# (checkpoints, topic, partition, offset, records, what to keep beside them under LIVE_KEY):
+# the last is asked for only when the file is written, in the forked child for a background one
+Job = tuple[Checkpoints, str, int, int, Mapping[str, Any], Callable[[], Mapping[str, Any]] | None]
+
+
+def write_job(job: Job) -> int:
+    """Write one job's checkpoint; return the records written."""
+    checkpoints, topic, partition, offset, records, live = job
+    checkpoints.write(topic, partition, offset, records, None if live is None else live())
+    return len(records)
 
 
 class Background:
@@ -304,8 +332,8 @@ class Background:
             code = 0
             try:
                 gc.disable()
-                for checkpoints, topic, partition, offset, records in jobs:
-                    checkpoints.write(topic, partition, offset, records)
+                for job in jobs:
+                    write_job(job)
             except BaseException:
                 code = 1
             os._exit(code)

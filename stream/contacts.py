@@ -58,11 +58,36 @@ class ContactState(BucketState):
             [self.meta.get("acc", -math.inf)] + [b.get("acc", -math.inf) for b in self.fine.values()]
             + [b.get("acc", -math.inf) for b in self.intervals.values()]
         )
+        saved, self.saved_live = self.saved_live, {}
+        prefix = f"{self.partition}|c|"
+        start = len(prefix)
         for key, record in self.records.items():
             # a closed contact is in no live index (``_index``): replaying its lifecycle only
             # to find that out was half the time of loading a checkpoint
-            if key.split("|", 2)[1] == "c" and not record.get("closed"):
-                self._index_contact(key.split("|", 2)[2], record)
+            if not key.startswith(prefix) or record.get("closed"):
+                continue
+            contact_id = key[start:]
+            entry = saved.get(contact_id)
+            if entry is None or entry[0] != record["o"]:  # not in the checkpoint, or replaced
+                self._index_contact(contact_id, record)
+                continue
+            if entry[1] is not None:
+                self.waiting[contact_id] = entry[1]
+            if entry[2] is not None:
+                self.sentiment[contact_id] = entry[2]
+
+    def live_index(self) -> dict[str, tuple[int, Any, Any]]:
+        """Each open contact's live index entries, with the offset of the record they are of:
+        ``{contact id: (record o, waiting or None, sentiment or None)}``. Kept beside the
+        records in a checkpoint, so that loading it need not derive open contacts again."""
+        prefix = f"{self.partition}|c|"
+        start = len(prefix)
+        waiting, sentiment = self.waiting, self.sentiment
+        return {
+            key[start:]: (record["o"], waiting.get(key[start:]), sentiment.get(key[start:]))
+            for key, record in self.records.items()
+            if key.startswith(prefix) and not record.get("closed")
+        }
 
     # -- applying events ----------------------------------------------------------------
     def apply(self, event: Event, offset: int) -> Outcome:

@@ -126,7 +126,7 @@ class Pipeline:
             state = ContactState(partition, self.window_clock, self.rules, self.horizons)
             with gc_paused():
                 state.load(self.store_items(partition))
-            freeze_if_large(len(state.records))
+                freeze_if_large(len(state.records))
             self.contacts[partition] = state
         return state
 
@@ -138,7 +138,7 @@ class Pipeline:
             state = CustomerState(partition, self.window_clock, self.horizons, repeat, self.settings.partitions)
             with gc_paused():
                 state.load(self.customer_items(partition))
-            freeze_if_large(len(state.records))
+                freeze_if_large(len(state.records))
             self.customers[partition] = state
         return state
 

@@ -176,6 +176,51 @@ def test_a_state_loaded_from_its_checkpoint_has_the_same_live_indexes_and_window
     assert loaded.window_partials(state.watermark) == state.window_partials(state.watermark)
 
 
+def test_the_live_index_kept_beside_a_checkpoint_is_used_only_for_records_it_was_made_of(
+    tmp_path: Path,
+) -> None:
+    """A checkpoint keeps the open contacts' live index; loading takes it instead of deriving
+    their lifecycles again, except for a record replaced since (another ``o``)."""
+    from ccpulse.simulator.defaults import default_scenario
+    from ccpulse.simulator.engine import generate
+    from stream.buckets import LIVE_KEY
+    from stream.contacts import ContactState
+    from stream.pipeline import Pipeline
+    from tests.stream.harness import T0, settings
+
+    events = list(generate(default_scenario(queues=3, channels=("voice", "chat"), agents=12), seed=5,
+                           start=T0, duration_seconds=2 * 3600))
+    pipeline = Pipeline(settings())
+    pipeline.process([(0, n, orjson.dumps(e)) for n, e in enumerate(events)])
+    state = pipeline.contact_state(0)
+    assert state.waiting and state.sentiment, "both live indexes are in the test"
+    cp = checkpoints(tmp_path, ids={"c": "id-1"})
+    cp.write("c", 0, 7, state.records, state.live_index())
+    found = cp.read("c", 0)
+    assert found is not None and LIVE_KEY in found[1]
+
+    def load(records: dict[str, Any]) -> ContactState:
+        loaded = ContactState(0, pipeline.window_clock, pipeline.rules, pipeline.horizons)
+        loaded.load(iter(records.items()))
+        return loaded
+
+    loaded = load(dict(found[1]))
+    assert loaded.waiting == state.waiting and loaded.sentiment == state.sentiment
+    assert LIVE_KEY not in loaded.records and loaded.records == state.records
+    assert loaded.live_index() == state.live_index()
+    # the saved entries are what is used: a marked one shows through while its record is the
+    # one it was made of, and is derived again once the record is another
+    contact = next(iter(state.waiting))
+    saved = found[1][LIVE_KEY]
+    o, waiting, sentiment = saved[contact]
+    marked = ("marked", "marked", 0.0)
+    records = dict(found[1])
+    records[LIVE_KEY] = {**saved, contact: (o, marked, sentiment)}
+    assert load(records).waiting[contact] == marked
+    records[f"0|c|{contact}"] = {**records[f"0|c|{contact}"], "o": o + 1}
+    assert load(records).waiting[contact] == state.waiting[contact]
+
+
 def test_a_background_checkpoint_is_written_by_a_child_from_the_state_at_the_fork(tmp_path: Path) -> None:
     import time
 
@@ -186,7 +231,7 @@ def test_a_background_checkpoint_is_written_by_a_child_from_the_state_at_the_for
     background = Background()
     assert background.health() == {"checkpoint:written": 0.0, "checkpoint:failed": 0.0}
     forked_at = time.time()
-    assert background.start([(cp, TOPIC, 1, 41, records)])
+    assert background.start([(cp, TOPIC, 1, 41, records, None)])
     records["1|c|a"]["o"] = 99  # the worker goes on; the child has its own copy
     deadline = time.monotonic() + 20
     while background.running() and time.monotonic() < deadline:
@@ -241,7 +286,7 @@ def test_stopping_a_background_writer_removes_what_it_left_half_written(tmp_path
     cp = checkpoints(tmp_path)
     big = {f"1|c|{n}": {"o": n, "e": [[float(n), "contact.offered", f"e{n}"]] * 20} for n in range(200_000)}
     background = Background()
-    assert background.start([(cp, TOPIC, 1, 41, big)] * 20)
+    assert background.start([(cp, TOPIC, 1, 41, big, None)] * 20)
     child = background.pid
     assert child is not None
     deadline = time.monotonic() + 30
