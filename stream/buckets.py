@@ -108,22 +108,23 @@ class BucketState:
         elif kind == "a":
             self.agent_records[ident] = record
 
-    def load(self, items: Iterator[tuple[str, Record]]) -> None:
+    def load(self, items: Iterator[tuple[str, Record]]) -> Record:
         """Rebuild the state from recovered table items of this partition.
 
-        A checkpoint's ``LIVE_KEY`` entry (stream/checkpoint.py) is no record: it is kept in
-        ``saved_live`` for the subclass that wrote it.
+        A checkpoint's ``LIVE_KEY`` entry (stream/checkpoint.py) is no record: it is
+        returned, for the subclass that wrote it (empty if there is none).
         """
-        self.saved_live: Record = {}
+        saved: Record = {}
         for key, record in items:
             if key == LIVE_KEY:
-                self.saved_live = record
+                saved = record
                 continue
             self.records[key] = record
             self._index_bucket(key, record)
         self._forget_memos()
         self.meta = self._record(self.meta_key, {"wm": 0.0, "n": {}})
         self.meta.setdefault("n", {})
+        return saved
 
     @property
     def watermark(self) -> float:

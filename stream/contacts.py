@@ -51,22 +51,16 @@ class ContactState(BucketState):
         self.waiting: dict[str, tuple[str, str, float]] = {}
         self.sentiment: dict[str, tuple[str, str, float]] = {}  # live contacts' rolling sentiment
 
-    def load(self, items: Iterator[tuple[str, Record]]) -> None:
+    def load(self, items: Iterator[tuple[str, Record]]) -> Record:
         """Rebuild the state and its live indexes from recovered table items."""
-        super().load(items)
+        saved = super().load(items)
         self.accrued_hi = max(
             [self.meta.get("acc", -math.inf)] + [b.get("acc", -math.inf) for b in self.fine.values()]
             + [b.get("acc", -math.inf) for b in self.intervals.values()]
         )
-        saved, self.saved_live = self.saved_live, {}
-        prefix = f"{self.partition}|c|"
-        start = len(prefix)
-        for key, record in self.records.items():
-            # a closed contact is in no live index (``_index``): replaying its lifecycle only
-            # to find that out was half the time of loading a checkpoint
-            if not key.startswith(prefix) or record.get("closed"):
-                continue
-            contact_id = key[start:]
+        # a closed contact is in no live index (``_index``): replaying its lifecycle only to
+        # find that out was half the time of loading a checkpoint
+        for contact_id, record in self._open_contacts():
             entry = saved.get(contact_id)
             if entry is None or entry[0] != record["o"]:  # not in the checkpoint, or replaced
                 self._index_contact(contact_id, record)
@@ -75,18 +69,24 @@ class ContactState(BucketState):
                 self.waiting[contact_id] = entry[1]
             if entry[2] is not None:
                 self.sentiment[contact_id] = entry[2]
+        return saved
+
+    def _open_contacts(self) -> Iterator[tuple[str, Record]]:
+        """(contact id, record) of every contact not closed."""
+        prefix = f"{self.partition}|c|"
+        start = len(prefix)
+        for key, record in self.records.items():
+            if key.startswith(prefix) and not record.get("closed"):
+                yield key[start:], record
 
     def live_index(self) -> dict[str, tuple[int, Any, Any]]:
         """Each open contact's live index entries, with the offset of the record they are of:
         ``{contact id: (record o, waiting or None, sentiment or None)}``. Kept beside the
         records in a checkpoint, so that loading it need not derive open contacts again."""
-        prefix = f"{self.partition}|c|"
-        start = len(prefix)
         waiting, sentiment = self.waiting, self.sentiment
         return {
-            key[start:]: (record["o"], waiting.get(key[start:]), sentiment.get(key[start:]))
-            for key, record in self.records.items()
-            if key.startswith(prefix) and not record.get("closed")
+            contact_id: (record["o"], waiting.get(contact_id), sentiment.get(contact_id))
+            for contact_id, record in self._open_contacts()
         }
 
     # -- applying events ----------------------------------------------------------------
