@@ -27,6 +27,7 @@ import orjson
 from faust.types import TP
 
 from stream.batching import within
+from stream.buckets import scoped
 from stream.checkpoint import Background, Checkpoints, CheckpointStore, Job, write_job
 from stream.platforms import PlatformFeed, forward
 from stream.runtime import Runtime, release
@@ -284,8 +285,7 @@ class TableWriter:
         if checkpoints.topic_id(topic) is None:  # asked here, never in a forked child
             return []
         return [
-            (checkpoints, topic, partition, self.offsets[partition], state.records,
-             getattr(state, "live_index", None))
+            (checkpoints, topic, partition, self.offsets[partition], state.checkpoint_body)
             for partition, state in list(states.items())
             if partition in self.offsets
         ]
@@ -307,6 +307,8 @@ class TableWriter:
         self._drop(self._partition_keys(partition))
         for key, record in records.items():
             raw_key = key.encode()
+            if "s" in record:
+                scoped(record)  # a bucket a checkpoint left packed: the store holds JSON
             store[raw_key] = compact_json(record)
             if owners is not None:  # so faust drops it once the partition is assigned elsewhere
                 owners[raw_key] = partition

@@ -21,6 +21,7 @@ an event skip it, the others take it. Nothing is lost, nothing counts twice.
 from __future__ import annotations
 
 import itertools
+import marshal
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -37,9 +38,35 @@ Record = dict[str, Any]
 MAX_IDS = 512  # event ids remembered per record (messages of one chat, agent changes)
 SWEEP_SECONDS = 60  # entities past their horizon are forgotten once a minute of event time
 BLOCK_SECONDS = 300  # rolling windows add up whole five-minute blocks of fine buckets
-# the key a checkpoint keeps a partition's live index under beside its records (no record's
-# key: those are "<partition>|<kind>|<id>"); stream/checkpoint.py
+# Beside a partition's records a checkpoint (stream/checkpoint.py) keeps entries under keys
+# no record has (those are "<partition>|<kind>|<id>"): the open contacts' live index, and the
+# remembered sums of buckets (``BucketState.checkpoint_body``).
 LIVE_KEY = "~live"
+SUMS_KEY = "~sums"
+PACKED_KINDS = ("b", "i")  # bucket records a checkpoint keeps with their scopes packed
+
+
+def scoped(record: Record) -> dict[str, aggregates.Agg]:
+    """A bucket record's ``{scope: aggregate}``, unpacked in place on first use.
+
+    A checkpoint keeps each bucket's scopes as one marshal blob (``packed``): a restart
+    reads it as a single bytes object, and only the buckets something reads or changes are
+    ever decoded. Most closed fine buckets are read only through their block's remembered
+    sum, which the checkpoint keeps too, so loading an hour of state decodes a few of its
+    buckets instead of all of them (``BucketState.checkpoint_body``).
+    """
+    found = record["s"]
+    if found.__class__ is bytes:
+        found = record["s"] = marshal.loads(found)
+    return found  # type: ignore[no-any-return]
+
+
+def packed(record: Record) -> Record:
+    """A copy of a bucket record with its scopes as one marshal blob (as it is if already)."""
+    found = record.get("s")
+    if found.__class__ is not dict:
+        return record
+    return {**record, "s": marshal.dumps(found)}
 
 
 def scopes(queue: str, channel: str, agent: str | None) -> Iterator[str]:
@@ -111,20 +138,68 @@ class BucketState:
     def load(self, items: Iterator[tuple[str, Record]]) -> Record:
         """Rebuild the state from recovered table items of this partition.
 
-        A checkpoint's ``LIVE_KEY`` entry (stream/checkpoint.py) is no record: it is
-        returned, for the subclass that wrote it (empty if there is none).
+        A checkpoint's entries beside the records (keys starting ``~``, see
+        ``checkpoint_body``) are no records: the remembered sums are taken where they still
+        hold, and all of them are returned as ``{key: entry}``, for the subclass that wrote
+        them.
         """
         saved: Record = {}
         for key, record in items:
-            if key == LIVE_KEY:
-                saved = record
+            if key[0] == "~":
+                saved[key] = record
                 continue
             self.records[key] = record
             self._index_bucket(key, record)
         self._forget_memos()
+        self._restore_sums(saved.get(SUMS_KEY))
         self.meta = self._record(self.meta_key, {"wm": 0.0, "n": {}})
         self.meta.setdefault("n", {})
         return saved
+
+    def checkpoint_body(self) -> dict[str, Any]:
+        """What a checkpoint of this partition keeps: its records, bucket scopes packed
+        (``packed``), and under ``SUMS_KEY`` the remembered five-minute block sums and sum
+        of today's closed intervals, each stamped with the ``(start, o)`` of the buckets it
+        adds up. A restart takes a sum only while its buckets are those it was made of, so
+        a bucket the changelog replaced after the checkpoint makes its sum be added up anew.
+        """
+        self._forget_blocks(self.dirty)  # changed since the last flush: not what the sums hold
+        body = {
+            key: packed(record) if key.split("|", 2)[1] in PACKED_KINDS else record
+            for key, record in self.records.items()
+        }
+        stamps = self._block_stamps()
+        closed = None
+        if self._closed is not None:
+            (day, current), (_, split) = self._closed
+            closed = (day, current, self._interval_stamp(day, current), split)
+        body[SUMS_KEY] = {
+            "blocks": {block: (stamps.get(block, ()), split) for block, split in self._blocks.items()},
+            "closed": closed,
+        }
+        return body
+
+    def _restore_sums(self, sums: Record | None) -> None:
+        if not sums:
+            return
+        stamps = self._block_stamps()
+        for block, (stamp, split) in sums["blocks"].items():
+            if stamps.get(block) == stamp:
+                self._blocks[block] = split
+        if sums["closed"] is not None:
+            day, current, stamp, split = sums["closed"]
+            if self._interval_stamp(day, current) == stamp:
+                self._closed = ((day, current), (_token(), split))
+
+    def _block_stamps(self) -> dict[int, tuple[tuple[int, int], ...]]:
+        """``{block: ((start, o), ...)}`` of the fine buckets in each five-minute block."""
+        found: dict[int, list[tuple[int, int]]] = {}
+        for start in sorted(self.fine):
+            found.setdefault(start - start % BLOCK_SECONDS, []).append((start, self.fine[start]["o"]))
+        return {block: tuple(stamp) for block, stamp in found.items()}
+
+    def _interval_stamp(self, day: float, current: int) -> tuple[tuple[int, int], ...]:
+        return tuple((s, self.intervals[s]["o"]) for s in sorted(self.intervals) if day <= s < current)
 
     @property
     def watermark(self) -> float:
@@ -226,8 +301,9 @@ class BucketState:
             if bucket["o"] >= offset:
                 continue
             self.dirty.add(target)
+            held = scoped(bucket)
             for scope in names:
-                aggregates.add(bucket["s"].setdefault(scope, {}), incs, sign)
+                aggregates.add(held.setdefault(scope, {}), incs, sign)
 
     def _judged_at(self, reference: float | None) -> float:
         # A bucket below our own horizon may already be gone: never recreate it.
@@ -259,6 +335,8 @@ class BucketState:
         for key in order:
             record = self.records.get(key)
             if record is not None:
+                if "s" in record:
+                    scoped(record)  # what goes to the changelog is JSON, never a packed blob
                 record["o"] = max(record["o"], offset)
                 writes.append((key, record))
         writes += [(key, None) for key in sorted(self.deleted)]
@@ -409,20 +487,20 @@ class BucketState:
         merged = self._blocks.get(block)
         if merged is None:
             starts = range(block, block + BLOCK_SECONDS, step)
-            merged = split_lanes(_merge_scoped(self.fine[b]["s"] for b in starts if b in self.fine))
+            merged = split_lanes(_merge_scoped(scoped(self.fine[b]) for b in starts if b in self.fine))
             self._blocks[block] = merged
         return merged
 
     def _fine_split(self, start: int) -> dict[str, dict[str, aggregates.Agg]]:
         found = self._fine_lanes.get(start)
         if found is None:
-            found = self._fine_lanes[start] = split_lanes(self.fine[start]["s"])
+            found = self._fine_lanes[start] = split_lanes(scoped(self.fine[start]))
         return found
 
     def _interval_split(self, start: int) -> dict[str, dict[str, aggregates.Agg]]:
         found = self._interval_lanes.get(start)
         if found is None:
-            found = self._interval_lanes[start] = split_lanes(self.intervals[start]["s"])
+            found = self._interval_lanes[start] = split_lanes(scoped(self.intervals[start]))
         return found
 
     def _closed_intervals(self, day: float, current: int) -> Remembered:
@@ -430,7 +508,7 @@ class BucketState:
         if self._closed is not None and self._closed[0] == (day, current):
             return self._closed[1]
         starts = sorted(s for s in self.intervals if day <= s < current)
-        remembered = (_token(), split_lanes(_merge_scoped(self.intervals[s]["s"] for s in starts)))
+        remembered = (_token(), split_lanes(_merge_scoped(scoped(self.intervals[s]) for s in starts)))
         self._closed = ((day, current), remembered)
         return remembered
 

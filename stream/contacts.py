@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream import aggregates, lifecycle
-from stream.buckets import BucketState, Horizons, Record, split_span
+from stream.buckets import LIVE_KEY, BucketState, Horizons, Record, scoped, split_span
 from stream.lanes import CROSS_LANES, MAIN, agent_lane, lane, wanted
 from stream.lifecycle import Fact, Rules
 from stream.models import AGENT_TYPES, CUSTOMER_TYPES, Event
@@ -54,6 +54,7 @@ class ContactState(BucketState):
     def load(self, items: Iterator[tuple[str, Record]]) -> Record:
         """Rebuild the state and its live indexes from recovered table items."""
         saved = super().load(items)
+        live = saved.get(LIVE_KEY, {})
         self.accrued_hi = max(
             [self.meta.get("acc", -math.inf)] + [b.get("acc", -math.inf) for b in self.fine.values()]
             + [b.get("acc", -math.inf) for b in self.intervals.values()]
@@ -61,7 +62,7 @@ class ContactState(BucketState):
         # a closed contact is in no live index (``_index``): replaying its lifecycle only to
         # find that out was half the time of loading a checkpoint
         for contact_id, record in self._open_contacts():
-            entry = saved.get(contact_id)
+            entry = live.get(contact_id)
             if entry is None or entry[0] != record["o"]:  # not in the checkpoint, or replaced
                 self._index_contact(contact_id, record)
                 continue
@@ -78,6 +79,12 @@ class ContactState(BucketState):
         for key, record in self.records.items():
             if key.startswith(prefix) and not record.get("closed"):
                 yield key[start:], record
+
+    def checkpoint_body(self) -> dict[str, Any]:
+        """``BucketState.checkpoint_body`` with the live index under ``LIVE_KEY``."""
+        body = super().checkpoint_body()
+        body[LIVE_KEY] = self.live_index()
+        return body
 
     def live_index(self) -> dict[str, tuple[int, Any, Any]]:
         """Each open contact's live index entries, with the offset of the record they are of:
@@ -257,7 +264,7 @@ class ContactState(BucketState):
                 continue
             bucket = self._record(target, {"s": {}})
             self.dirty.add(target)
-            _add_time(bucket["s"], changes)
+            _add_time(scoped(bucket), changes)
 
     def accrue(self) -> None:
         """Add every agent's time up to the watermark to the buckets it falls in."""
@@ -289,7 +296,7 @@ class ContactState(BucketState):
             bucket = self._record(target, {"s": {}})
             self.dirty.add(target)
             bucket["acc"] = max(held, wm)  # never back (a re-read batch)
-            _add_time(bucket["s"], changes)
+            _add_time(scoped(bucket), changes)
         self.meta["acc"] = wm
         self.accrued_hi = max(self.accrued_hi, wm)
         self.dirty.add(self.meta_key)

@@ -134,7 +134,8 @@ def test_checkpoint_writes_each_state_at_its_offset_and_not_while_a_batch_runs(
 ) -> None:
     app, cp, table, changelog = _table(tmp_path, "app3")
     writer = TableWriter(app, table)
-    states = {0: SimpleNamespace(records={"0|m": {"o": 3}}), 1: SimpleNamespace(records=RECORDS)}
+    states = {0: SimpleNamespace(checkpoint_body=lambda: {"0|m": {"o": 3}}),
+              1: SimpleNamespace(checkpoint_body=lambda: RECORDS)}
     writer.offsets.update({0: 5, 1: 9})
     with writer.busy():
         assert writer.checkpoint(states) == 0
@@ -195,7 +196,7 @@ def test_the_live_index_kept_beside_a_checkpoint_is_used_only_for_records_it_was
     state = pipeline.contact_state(0)
     assert state.waiting and state.sentiment, "both live indexes are in the test"
     cp = checkpoints(tmp_path, ids={"c": "id-1"})
-    cp.write("c", 0, 7, state.records, state.live_index())
+    cp.write("c", 0, 7, state.checkpoint_body())
     found = cp.read("c", 0)
     assert found is not None and LIVE_KEY in found[1]
 
@@ -206,7 +207,7 @@ def test_the_live_index_kept_beside_a_checkpoint_is_used_only_for_records_it_was
 
     loaded = load(dict(found[1]))
     assert loaded.waiting == state.waiting and loaded.sentiment == state.sentiment
-    assert LIVE_KEY not in loaded.records and loaded.records == state.records
+    assert LIVE_KEY not in loaded.records and unpacked(loaded.records) == state.records
     assert loaded.live_index() == state.live_index()
     # the saved entries are what is used: a marked one shows through while its record is the
     # one it was made of, and is derived again once the record is another
@@ -221,6 +222,98 @@ def test_the_live_index_kept_beside_a_checkpoint_is_used_only_for_records_it_was
     assert load(records).waiting[contact] == state.waiting[contact]
 
 
+def unpacked(records: dict[str, Any]) -> dict[str, Any]:
+    """Records with every bucket a checkpoint left packed decoded (a copy)."""
+    from stream.buckets import scoped
+
+    out = {key: dict(record) for key, record in records.items()}
+    for record in out.values():
+        if "s" in record:
+            scoped(record)
+    return out
+
+
+def test_a_restart_decodes_only_the_buckets_it_reads_and_takes_block_sums_made_of_its_buckets(
+    tmp_path: Path,
+) -> None:
+    """A checkpoint keeps buckets packed and the remembered sums beside them: the restored
+    state reads the same windows, now and after more events, while most of its buckets stay
+    packed; a saved sum is used only while its buckets have the offsets it was made of."""
+    from ccpulse.simulator.defaults import default_scenario
+    from ccpulse.simulator.engine import generate
+    from stream.buckets import BLOCK_SECONDS, SUMS_KEY
+    from stream.contacts import ContactState
+    from stream.pipeline import Pipeline
+    from tests.stream.harness import T0, settings
+
+    events = list(generate(default_scenario(queues=3, channels=("voice", "chat"), agents=12), seed=9,
+                           start=T0, duration_seconds=2 * 3600))
+    cut = len(events) * 3 // 4
+    encoded = [(0, n, orjson.dumps(e)) for n, e in enumerate(events)]
+    pipeline = Pipeline(settings())
+    pipeline.process(encoded[:cut])
+    state = pipeline.contact_state(0)
+    wm = state.watermark
+    before = state.window_partials(wm)  # fills the remembered sums, as a publish does
+    assert len(state._blocks) >= 6 and state._closed is not None
+    cp = checkpoints(tmp_path, ids={"c": "id-1"})
+    cp.write("c", 0, cut - 1, state.checkpoint_body())
+    found = cp.read("c", 0)
+    assert found is not None
+
+    def fresh() -> dict[str, Any]:  # read again: loading decodes and changes records in place
+        read = cp.read("c", 0)
+        assert read is not None
+        return read[1]
+
+    def load(records: dict[str, Any]) -> ContactState:
+        loaded = ContactState(0, pipeline.window_clock, pipeline.rules, pipeline.horizons)
+        loaded.load(iter(records.items()))
+        return loaded
+
+    def still_packed(loaded: ContactState) -> int:
+        return sum(isinstance(b["s"], bytes) for b in [*loaded.fine.values(), *loaded.intervals.values()])
+
+    loaded = load(fresh())
+    assert still_packed(loaded) == len(loaded.fine) + len(loaded.intervals)
+    assert loaded.window_partials(wm) == before
+    assert still_packed(loaded) >= len(loaded.fine) // 2, "the blocks' buckets stay packed"
+    assert unpacked(loaded.records) == state.records
+    # more events after the restart: the same as the worker that never stopped
+    again = Pipeline(settings(), store_items=lambda p: iter(fresh().items()))
+    again.process(encoded[cut:])
+    pipeline.process(encoded[cut:])
+    later = pipeline.contact_state(0).watermark
+    assert again.contact_state(0).window_partials(later) == pipeline.contact_state(0).window_partials(later)
+    # a marked sum shows through while its buckets are the ones it was made of, and is added
+    # up anew once one of them is another
+    sums = found[1][SUMS_KEY]
+    block = max(sums["blocks"])
+    stamp, split = sums["blocks"][block]
+    marked = {lane: {"all": {"marked": 1.0}} for lane in split}
+    records = fresh()
+    records[SUMS_KEY] = {**sums, "blocks": {**sums["blocks"], block: (stamp, marked)}}
+    assert load(records)._blocks[block] is marked
+    start = next(s for s in range(block, block + BLOCK_SECONDS) if f"0|b|{s}" in records)
+    records = fresh()
+    records[SUMS_KEY] = {**sums, "blocks": {**sums["blocks"], block: (stamp, marked)}}
+    records[f"0|b|{start}"] = {**records[f"0|b|{start}"], "o": cut + 5}
+    reloaded = load(records)
+    assert block not in reloaded._blocks
+    assert reloaded.window_partials(wm) == before
+
+
+def test_a_bucket_left_packed_goes_to_the_changelog_and_the_store_as_json() -> None:
+    """A packed bucket that a batch changes (or that is put back into the store) is decoded
+    first: what is written is never a blob."""
+    from stream.buckets import packed, scoped
+
+    record = packed({"o": 3, "s": {"all": {"offered": 2.0}}})
+    assert isinstance(record["s"], bytes)
+    assert scoped(record) == {"all": {"offered": 2.0}} and record["s"] == {"all": {"offered": 2.0}}
+    assert packed(packed(record)) == packed(record)
+
+
 def test_a_background_checkpoint_is_written_by_a_child_from_the_state_at_the_fork(tmp_path: Path) -> None:
     import time
 
@@ -231,7 +324,7 @@ def test_a_background_checkpoint_is_written_by_a_child_from_the_state_at_the_for
     background = Background()
     assert background.health() == {"checkpoint:written": 0.0, "checkpoint:failed": 0.0}
     forked_at = time.time()
-    assert background.start([(cp, TOPIC, 1, 41, records, None)])
+    assert background.start([(cp, TOPIC, 1, 41, lambda: records)])
     records["1|c|a"]["o"] = 99  # the worker goes on; the child has its own copy
     deadline = time.monotonic() + 20
     while background.running() and time.monotonic() < deadline:
@@ -286,7 +379,7 @@ def test_stopping_a_background_writer_removes_what_it_left_half_written(tmp_path
     cp = checkpoints(tmp_path)
     big = {f"1|c|{n}": {"o": n, "e": [[float(n), "contact.offered", f"e{n}"]] * 20} for n in range(200_000)}
     background = Background()
-    assert background.start([(cp, TOPIC, 1, 41, big, None)] * 20)
+    assert background.start([(cp, TOPIC, 1, 41, lambda: big)] * 20)
     child = background.pid
     assert child is not None
     deadline = time.monotonic() + 30
