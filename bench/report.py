@@ -151,6 +151,16 @@ def _freshness(f: dict[str, Any] | None) -> list[str]:
     return [*out, ""]
 
 
+def _load_spread(load: dict[str, Any]) -> str:
+    """How the repeated in-process loads spread, and where the median one spent its time."""
+    if "user_seconds" not in load:
+        return ""
+    runs = load.get("runs_seconds", [load["seconds"]])
+    spread = f", the median of {len(runs)} runs of {min(runs):.1f}-{max(runs):.1f} s" if len(runs) > 1 else ""
+    return (f"{spread} (CPU user {load['user_seconds']:.1f} s, kernel {load['sys_seconds']:.1f} s "
+            f"for {load['page_faults']:,} page faults)")
+
+
 def _replay_recovery_memory(
     r: dict[str, Any] | None, c: dict[str, Any] | None, m: dict[str, Any] | None
 ) -> list[str]:
@@ -183,7 +193,8 @@ def _replay_recovery_memory(
                 f"| recovery, one hour at 1,000 events/s, from checkpoints | "
                 f"{c['extrapolated_1k_per_second_seconds']:,.1f} s | the restart above with its checkpoint "
                 f"load ({one['seconds']:.2f} s) replaced by loading {big['copies']} copies "
-                f"({big['records']:,} records, {big['bytes'] / MIB:,.0f} MiB) in {big['seconds']:.1f} s in-process |"
+                f"({big['records']:,} records, {big['bytes'] / MIB:,.0f} MiB) in {big['seconds']:.1f} s in-process"
+                f"{_load_spread(big)} |"
             )
         out.append(
             f"| recovery, one hour at 1,000 events/s, from the changelogs | "

@@ -39,6 +39,7 @@ SIZES = {
         "replay_hours": 24,
         "replay_cap_seconds": 300,
         "recovery_scale": 3,
+        "recovery_load_repeats": 3,
         "open_contacts": [50_000, 100_000],
         "fcr_customers": [25_000, 50_000],
         "soak_days": 6,
@@ -51,6 +52,7 @@ SIZES = {
         "replay_hours": 1,
         "replay_cap_seconds": 30,
         "recovery_scale": 1,
+        "recovery_load_repeats": 1,
         "open_contacts": [5_000, 10_000],
         "fcr_customers": [2_500, 5_000],
         "soak_days": 4,
@@ -201,7 +203,7 @@ class Suite:
         copies = max(1, round(1000.0 / out["event_rate_per_second"]))
         one = recovery.checkpoint_load(kept, 1)
         print(f"      loading {copies} copies of the checkpoints ({one['bytes'] * copies / 2**20:,.0f} MiB) ...", flush=True)
-        scaled = recovery.checkpoint_load(kept, copies)
+        scaled = recovery.repeated_load(kept, copies, self.size["recovery_load_repeats"])
         out["checkpoint_load_one"], out["checkpoint_load_scaled"] = one, scaled
         out["extrapolated_1k_per_second_seconds"] = recovery.extrapolate_checkpoint(out, one, scaled)
         return out

@@ -27,7 +27,7 @@ import orjson
 from faust.types import TP
 
 from stream.batching import within
-from stream.buckets import scoped
+from stream.buckets import plain
 from stream.checkpoint import Background, Checkpoints, CheckpointStore, Job, write_job
 from stream.platforms import PlatformFeed, forward
 from stream.runtime import Runtime, release
@@ -307,9 +307,7 @@ class TableWriter:
         self._drop(self._partition_keys(partition))
         for key, record in records.items():
             raw_key = key.encode()
-            if "s" in record:
-                scoped(record)  # a bucket a checkpoint left packed: the store holds JSON
-            store[raw_key] = compact_json(record)
+            store[raw_key] = compact_json(plain(record))  # the store holds JSON, never a blob
             if owners is not None:  # so faust drops it once the partition is assigned elsewhere
                 owners[raw_key] = partition
 

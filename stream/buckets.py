@@ -44,6 +44,7 @@ BLOCK_SECONDS = 300  # rolling windows add up whole five-minute blocks of fine b
 LIVE_KEY = "~live"
 SUMS_KEY = "~sums"
 PACKED_KINDS = ("b", "i")  # bucket records a checkpoint keeps with their scopes packed
+PACKED_FIELDS = ("s", "e")  # the fields a checkpoint may keep packed (scopes, lifecycle events)
 
 
 def scoped(record: Record) -> dict[str, aggregates.Agg]:
@@ -61,12 +62,22 @@ def scoped(record: Record) -> dict[str, aggregates.Agg]:
     return found  # type: ignore[no-any-return]
 
 
-def packed(record: Record) -> Record:
-    """A copy of a bucket record with its scopes as one marshal blob (as it is if already)."""
-    found = record.get("s")
-    if found.__class__ is not dict:
+def packed(record: Record, field: str = "s") -> Record:
+    """A copy of a record with one field (a bucket's scopes) as a marshal blob (as it is if
+    already, or if it has none)."""
+    found = record.get(field)
+    if found is None or found.__class__ is bytes:
         return record
-    return {**record, "s": marshal.dumps(found)}
+    return {**record, field: marshal.dumps(found)}
+
+
+def plain(record: Record) -> Record:
+    """The record with every field a checkpoint left packed decoded, in place."""
+    for field in PACKED_FIELDS:
+        found = record.get(field)
+        if found.__class__ is bytes:
+            record[field] = marshal.loads(found)
+    return record
 
 
 def scopes(queue: str, channel: str, agent: str | None) -> Iterator[str]:
@@ -107,7 +118,7 @@ class BucketState:
         self.swept_minute = -1  # event-time minute of the last sweep (memory only)
         # memos of window_partials, by lane (stream/lanes.py): five-minute blocks' sums, fine
         # and interval buckets split by lane, the sum of today's closed intervals
-        self._blocks: dict[int, dict[str, dict[str, aggregates.Agg]]] = {}
+        self._blocks: dict[int, dict[str, dict[str, aggregates.Agg]] | bytes] = {}  # bytes: packed
         self._fine_lanes: dict[int, dict[str, dict[str, aggregates.Agg]]] = {}
         self._interval_lanes: dict[int, dict[str, dict[str, aggregates.Agg]]] = {}
         self._closed: tuple[tuple[float, int], Remembered] | None = None
@@ -158,26 +169,38 @@ class BucketState:
 
     def checkpoint_body(self) -> dict[str, Any]:
         """What a checkpoint of this partition keeps: its records, bucket scopes packed
-        (``packed``), and under ``SUMS_KEY`` the remembered five-minute block sums and sum
-        of today's closed intervals, each stamped with the ``(start, o)`` of the buckets it
-        adds up. A restart takes a sum only while its buckets are those it was made of, so
-        a bucket the changelog replaced after the checkpoint makes its sum be added up anew.
+        (``packed``), and under ``SUMS_KEY`` the remembered sums: each rolling window's
+        buckets before its newest, today's closed intervals, and the five-minute blocks
+        (packed too), each stamped with the ``(start, o)`` of the buckets it adds up.
+
+        A restart takes a sum only while its buckets are those it was made of, so a bucket
+        the changelog replaced after the checkpoint makes its sums be added up anew. Its
+        first publish then decodes the windows' sums, the newest fine bucket and the current
+        interval; a block is decoded when a window that moved on adds it up again.
         """
         self._forget_blocks(self.dirty)  # changed since the last flush: not what the sums hold
-        body = {
-            key: packed(record) if key.split("|", 2)[1] in PACKED_KINDS else record
-            for key, record in self.records.items()
-        }
+        body = {key: self._packed(key.split("|", 2)[1], record) for key, record in self.records.items()}
         stamps = self._block_stamps()
         closed = None
         if self._closed is not None:
             (day, current), (_, split) = self._closed
             closed = (day, current, self._interval_stamp(day, current), split)
         body[SUMS_KEY] = {
-            "blocks": {block: (stamps.get(block, ()), split) for block, split in self._blocks.items()},
+            "blocks": {
+                block: (stamps.get(block, ()), split if split.__class__ is bytes else marshal.dumps(split))
+                for block, split in self._blocks.items()
+            },
             "closed": closed,
+            "older": {
+                window: (spanned.start, spanned.stop, spanned.step, self._span_stamp(spanned), split)
+                for window, (spanned, (_, split)) in self._older.items()
+            },
         }
         return body
+
+    def _packed(self, kind: str, record: Record) -> Record:
+        """A record as a checkpoint keeps it: buckets with their scopes packed (stages add theirs)."""
+        return packed(record) if kind in PACKED_KINDS else record
 
     def _restore_sums(self, sums: Record | None) -> None:
         if not sums:
@@ -185,11 +208,19 @@ class BucketState:
         stamps = self._block_stamps()
         for block, (stamp, split) in sums["blocks"].items():
             if stamps.get(block) == stamp:
-                self._blocks[block] = split
+                self._blocks[block] = split  # packed: decoded by ``_block`` when first added up
         if sums["closed"] is not None:
             day, current, stamp, split = sums["closed"]
             if self._interval_stamp(day, current) == stamp:
                 self._closed = ((day, current), (_token(), split))
+        for window, (start, stop, step, stamp, split) in sums.get("older", {}).items():
+            spanned = range(start, stop, step)
+            if self._span_stamp(spanned) == stamp:
+                self._older[window] = (spanned, (_token(), split))
+
+    def _span_stamp(self, spanned: range) -> tuple[tuple[int, int], ...]:
+        fine = self.fine
+        return tuple((start, fine[start]["o"]) for start in spanned if start in fine)
 
     def _block_stamps(self) -> dict[int, tuple[tuple[int, int], ...]]:
         """``{block: ((start, o), ...)}`` of the fine buckets in each five-minute block."""
@@ -335,8 +366,7 @@ class BucketState:
         for key in order:
             record = self.records.get(key)
             if record is not None:
-                if "s" in record:
-                    scoped(record)  # what goes to the changelog is JSON, never a packed blob
+                plain(record)  # what goes to the changelog is JSON, never a packed blob
                 record["o"] = max(record["o"], offset)
                 writes.append((key, record))
         writes += [(key, None) for key in sorted(self.deleted)]
@@ -484,11 +514,15 @@ class BucketState:
         return parts
 
     def _block(self, block: int, step: int) -> dict[str, dict[str, aggregates.Agg]]:
-        merged = self._blocks.get(block)
-        if merged is None:
+        found = self._blocks.get(block)
+        if isinstance(found, dict):
+            return found
+        if found is not None:  # packed, as a checkpoint left it
+            merged: dict[str, dict[str, aggregates.Agg]] = marshal.loads(found)
+        else:
             starts = range(block, block + BLOCK_SECONDS, step)
             merged = split_lanes(_merge_scoped(scoped(self.fine[b]) for b in starts if b in self.fine))
-            self._blocks[block] = merged
+        self._blocks[block] = merged
         return merged
 
     def _fine_split(self, start: int) -> dict[str, dict[str, aggregates.Agg]]:

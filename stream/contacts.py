@@ -8,13 +8,14 @@ spent in a state is added to the buckets it overlaps when the state changes.
 
 from __future__ import annotations
 
+import marshal
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from stream import aggregates, lifecycle
-from stream.buckets import LIVE_KEY, BucketState, Horizons, Record, scoped, split_span
+from stream.buckets import LIVE_KEY, BucketState, Horizons, Record, packed, scoped, split_span
 from stream.lanes import CROSS_LANES, MAIN, agent_lane, lane, wanted
 from stream.lifecycle import Fact, Rules
 from stream.models import AGENT_TYPES, CUSTOMER_TYPES, Event
@@ -80,6 +81,14 @@ class ContactState(BucketState):
             if key.startswith(prefix) and not record.get("closed"):
                 yield key[start:], record
 
+    def _packed(self, kind: str, record: Record) -> Record:
+        """``BucketState._packed``, and a closed contact's lifecycle events packed: read
+        again only if one more event comes for it (each open contact's are derived again on
+        loading, if the live index kept beside it is not of that record)."""
+        if kind == "c" and record.get("closed"):
+            return packed(record, "e")
+        return super()._packed(kind, record)
+
     def checkpoint_body(self) -> dict[str, Any]:
         """``BucketState.checkpoint_body`` with the live index under ``LIVE_KEY``."""
         body = super().checkpoint_body()
@@ -124,6 +133,8 @@ class ContactState(BucketState):
         record = self._record(key, {"e": [], "last": event.ts})
         if record["o"] >= offset:
             return
+        if record["e"].__class__ is bytes:  # a closed contact as a checkpoint left it
+            record["e"] = marshal.loads(record["e"])
         if _took(record, event.event_id):
             self.count("duplicates")
             return
