@@ -157,8 +157,13 @@ def _load_spread(load: dict[str, Any]) -> str:
         return ""
     runs = load.get("runs_seconds", [load["seconds"]])
     spread = f", the median of {len(runs)} runs of {min(runs):.1f}-{max(runs):.1f} s" if len(runs) > 1 else ""
+    moved = load.get("windows_moved_seconds")
     return (f"{spread} (CPU user {load['user_seconds']:.1f} s, kernel {load['sys_seconds']:.1f} s "
-            f"for {load['page_faults']:,} page faults)")
+            f"for {load['page_faults']:,} page faults)"
+            + ("" if moved is None else f"; then {load['warm_publishes']} publishes decode the blocks and edge "
+               f"buckets left packed, {load['warm_seconds']:.1f} s more in all, and the windows' first move on "
+               f"by a bucket adds them up again in {moved:.1f} s (the next move, as every 30 s of event "
+               f"time live: {load.get('windows_moved_again_seconds', 0):.1f} s)"))
 
 
 def _replay_recovery_memory(
@@ -193,7 +198,7 @@ def _replay_recovery_memory(
                 f"| recovery, one hour at 1,000 events/s, from checkpoints | "
                 f"{c['extrapolated_1k_per_second_seconds']:,.1f} s | the restart above with its checkpoint "
                 f"load ({one['seconds']:.2f} s) replaced by loading {big['copies']} copies "
-                f"({big['records']:,} records, {big['bytes'] / MIB:,.0f} MiB) in {big['seconds']:.1f} s in-process"
+                f"({big['records']:,} records, {big['bytes'] / MIB:,.0f} MiB) in {big['seconds']:.1f} s, in a new process"
                 f"{_load_spread(big)} |"
             )
         out.append(

@@ -44,6 +44,7 @@ BLOCK_SECONDS = 300  # rolling windows add up whole five-minute blocks of fine b
 LIVE_KEY = "~live"
 SUMS_KEY = "~sums"
 PACKED_KINDS = ("b", "i")  # bucket records a checkpoint keeps with their scopes packed
+UNPACK_BYTES = 256 * 1024  # of packed blocks and buckets decoded at each read of the windows
 PACKED_FIELDS = ("s", "e")  # the fields a checkpoint may keep packed (scopes, lifecycle events)
 
 
@@ -123,6 +124,7 @@ class BucketState:
         self._interval_lanes: dict[int, dict[str, dict[str, aggregates.Agg]]] = {}
         self._closed: tuple[tuple[float, int], Remembered] | None = None
         self._older: dict[str, tuple[range, Remembered]] = {}
+        self._unpacking: list[tuple[str, int]] = []  # what a checkpoint left packed (``_unpack_some``)
 
     # -- keys and records -------------------------------------------------------------
     def key(self, kind: str, ident: str | int) -> str:
@@ -208,7 +210,7 @@ class BucketState:
         stamps = self._block_stamps()
         for block, (stamp, split) in sums["blocks"].items():
             if stamps.get(block) == stamp:
-                self._blocks[block] = split  # packed: decoded by ``_block`` when first added up
+                self._blocks[block] = split  # packed: decoded when first added up, or sooner
         if sums["closed"] is not None:
             day, current, stamp, split = sums["closed"]
             if self._interval_stamp(day, current) == stamp:
@@ -217,6 +219,36 @@ class BucketState:
             spanned = range(start, stop, step)
             if self._span_stamp(spanned) == stamp:
                 self._older[window] = (spanned, (_token(), split))
+        # What the windows' first move on by a bucket reads: every block, and the buckets of
+        # the oldest and newest blocks (then the windows' edges). Decoded a little at each
+        # read of the windows, oldest buckets first, then the blocks (popped from the end).
+        if self.fine:
+            edges = {min(self.fine), max(self.fine)}
+            edge_blocks = {start - start % BLOCK_SECONDS for start in edges}
+            self._unpacking = [("block", block) for block in sorted(self._blocks)]
+            self._unpacking += [
+                ("b", start) for start in sorted(self.fine, reverse=True)
+                if start - start % BLOCK_SECONDS in edge_blocks
+            ]
+
+    def unpacking_left(self) -> int:
+        """How many blocks and buckets a checkpoint left packed are queued to be decoded."""
+        return len(self._unpacking)
+
+    def _unpack_some(self) -> None:
+        """Decode about ``UNPACK_BYTES`` of what a checkpoint left packed that the windows'
+        first move on by a bucket will read, so that it need not decode it all at once."""
+        done = 0
+        while self._unpacking and done < UNPACK_BYTES:
+            kind, start = self._unpacking.pop()
+            if kind == "block":
+                found = self._blocks.get(start)
+                if found.__class__ is bytes:
+                    done += len(found)
+                    self._blocks[start] = marshal.loads(found)
+            elif start in self.fine and self.fine[start]["s"].__class__ is bytes:
+                done += len(self.fine[start]["s"])
+                scoped(self.fine[start])
 
     def _span_stamp(self, spanned: range) -> tuple[tuple[int, int], ...]:
         fine = self.fine
@@ -432,6 +464,7 @@ class BucketState:
 
     def _forget_memos(self) -> None:
         self._blocks.clear()
+        self._unpacking.clear()
         self._fine_lanes.clear()
         self._interval_lanes.clear()
         self._closed = None
@@ -475,6 +508,7 @@ class BucketState:
         token, split = self._closed_intervals(day, current)
         older["today"] = [token, _pick(split, chosen)]
         newest = self.clock.bucket_start(watermark)  # the last bucket of every rolling window
+        self._unpack_some()
         return {
             "older": older,
             "fine": _pick(self._fine_split(newest), chosen) if newest in self.fine else {},
