@@ -178,7 +178,8 @@ class BucketState:
         A restart takes a sum only while its buckets are those it was made of, so a bucket
         the changelog replaced after the checkpoint makes its sums be added up anew. Its
         first publish then decodes the windows' sums, the newest fine bucket and the current
-        interval; a block is decoded when a window that moved on adds it up again.
+        interval; the rest when something reads it, or a little at each read of the windows
+        for what their next move reads (``_unpack_some``).
         """
         self._forget_blocks(self.dirty)  # changed since the last flush: not what the sums hold
         body = {key: self._packed(key.split("|", 2)[1], record) for key, record in self.records.items()}

@@ -55,9 +55,9 @@ FORMAT = 3  # 3: bucket scopes packed, sums kept; 2: the live index kept; 1: rec
 READ_FORMATS = (1, 2, 3)
 SUFFIX = ".ckpt"
 # The body is what the partition's state gives (``BucketState.checkpoint_body``): its
-# records, with each bucket's scopes packed as one marshal blob that is decoded only when
-# something reads that bucket, and under keys no record has (stream/buckets.py) what loading
-# would otherwise work out again from them: the remembered block sums, and a contact
+# records, with each bucket's scopes (and each closed contact's lifecycle events) packed as
+# one marshal blob that is decoded only when something reads it, and under keys no record has (stream/buckets.py) what loading
+# would otherwise work out again from them: the remembered sums of buckets, and a contact
 # partition's live index of its open contacts (``ContactState.live_index``). Each of those
 # is stamped with the ``o`` of the records it was made of, and used only while no changelog
 # record read after the checkpoint replaced one of them.
