@@ -230,13 +230,14 @@ def unpacked(records: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_restart_decodes_only_the_buckets_it_reads_and_takes_block_sums_made_of_its_buckets(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A checkpoint keeps buckets packed and the remembered sums beside them: the restored
     state reads the same windows, now and after more events, while most of its buckets stay
     packed; a saved sum is used only while its buckets have the offsets it was made of."""
     from ccpulse.simulator.defaults import default_scenario
     from ccpulse.simulator.engine import generate
+    from stream import buckets
     from stream.buckets import BLOCK_SECONDS, ROLLING, SUMS_KEY
     from stream.contacts import ContactState
     from stream.pipeline import Pipeline
@@ -278,6 +279,18 @@ def test_a_restart_decodes_only_the_buckets_it_reads_and_takes_block_sums_made_o
     closed = [r for k, r in loaded.records.items() if k.split("|")[1] == "c" and r.get("closed")]
     assert closed and all(isinstance(r["e"], bytes) for r in closed), "closed contacts' events stay packed"
     assert unpacked(loaded.records) == state.records
+    # each read of the windows decodes a little more of what their next move reads: here one
+    # blob a read, until every block and edge bucket is decoded; the windows never change
+    monkeypatch.setattr(buckets, "UNPACK_BYTES", 1)
+    warming = load(fresh())
+    queued, reads = warming.unpacking_left(), 0
+    while warming.unpacking_left():
+        assert warming.window_partials(wm) == before
+        reads += 1
+    assert queued > 3 and 3 < reads <= queued
+    assert not any(isinstance(b, bytes) for b in warming._blocks.values())
+    moved = wm + pipeline.window_clock.bucket_seconds
+    assert warming.window_partials(moved) == state.window_partials(moved)
     # more events after the restart: the same as the worker that never stopped
     again = Pipeline(settings(), store_items=lambda p: iter(fresh().items()))
     packed_before = {k for k, r in fresh().items() if isinstance(r.get("e"), bytes)}
