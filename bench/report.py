@@ -188,7 +188,7 @@ def _replay_recovery_memory(
             f"({c['events']:,} events) |"
         )
         out.append(
-            f"| recovery: the same from the changelogs alone (crash, new machine) | "
+            f"| recovery: the same from the changelogs alone (a new machine, or a crash before the first background checkpoint) | "
             f"{c['recovery_from_changelog_seconds']:.1f} s | {c['changelog_records']:,} changelog records "
             f"left by compaction of {c.get('changelog_records_written', 0):,} written |"
         )

@@ -268,3 +268,27 @@ def test_a_rebalance_while_a_batch_is_sent_sends_no_batch_after_it() -> None:
         assert writer.offsets == {partition: 40 + len(records) - 1}
 
     asyncio.run(scenario())
+
+
+def test_keep_and_flush_write_fields_a_checkpoint_left_packed_as_json() -> None:
+    """A bucket's scopes and a closed contact's events stay packed after a restart until read;
+    putting the partition back into the store, or a batch's flush, writes them decoded."""
+    from stream.buckets import packed
+
+    writer, _, store = _writer()
+    state = Pipeline(Settings.from_env({}, live=False)).contact_state(2)
+    scopes, events = {"all": {"offered": 2.0}}, [[1.0, "contact.offered", "e1", "q", "voice", None, None]]
+    state.load(iter([
+        ("2|b|30", packed({"o": 3, "s": scopes})),
+        ("2|c|a", packed({"o": 3, "e": events, "last": 1.0, "closed": True}, "e")),
+        ("2|m|meta", {"o": 3, "wm": 40.0, "n": {}}),
+    ]))
+    assert isinstance(state.records["2|b|30"]["s"], bytes) and isinstance(state.records["2|c|a"]["e"], bytes)
+    writer.keep(2, state.records)
+    assert orjson.loads(store[b"2|b|30"]) == {"o": 3, "s": scopes}
+    assert orjson.loads(store[b"2|c|a"]) == {"o": 3, "e": events, "last": 1.0, "closed": True}
+    again = Pipeline(Settings.from_env({}, live=False)).contact_state(2)
+    again.load(iter([("2|b|30", packed({"o": 3, "s": scopes})), ("2|m|meta", {"o": 3, "wm": 40.0, "n": {}})]))
+    again.dirty.add("2|b|30")  # as any change marks it
+    written = dict(again.flush(5))
+    assert written["2|b|30"] == {"o": 5, "s": scopes}
