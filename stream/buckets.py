@@ -46,19 +46,21 @@ SUMS_KEY = "~sums"
 PACKED_KINDS = ("b", "i")  # bucket records a checkpoint keeps with their scopes packed
 UNPACK_BYTES = 256 * 1024  # of packed blocks and buckets decoded at each read of the windows
 PACKED_FIELDS = ("s", "e")  # the fields a checkpoint may keep packed (scopes, lifecycle events)
+# a packed field: bytes, or a view of the checkpoint file it was read from (stream/checkpoint.py)
+BLOB_TYPES = (bytes, memoryview)
 
 
 def scoped(record: Record) -> dict[str, aggregates.Agg]:
     """A bucket record's ``{scope: aggregate}``, unpacked in place on first use.
 
     A checkpoint keeps each bucket's scopes as one marshal blob (``packed``): a restart
-    reads it as a single bytes object, and only the buckets something reads or changes are
-    ever decoded. Most closed fine buckets are read only through their block's remembered
+    holds it as a view of the checkpoint file (stream/checkpoint.py), and only the buckets
+    something reads or changes are ever decoded. Most closed fine buckets are read only through their block's remembered
     sum, which the checkpoint keeps too, so loading an hour of state decodes a few of its
     buckets instead of all of them (``BucketState.checkpoint_body``).
     """
     found = record["s"]
-    if found.__class__ is bytes:
+    if found.__class__ in BLOB_TYPES:
         found = record["s"] = marshal.loads(found)
     return found  # type: ignore[no-any-return]
 
@@ -67,7 +69,7 @@ def packed(record: Record, field: str = "s") -> Record:
     """A copy of a record with one field (a bucket's scopes) as a marshal blob (as it is if
     already, or if it has none)."""
     found = record.get(field)
-    if found is None or found.__class__ is bytes:
+    if found is None or found.__class__ in BLOB_TYPES:
         return record
     return {**record, field: marshal.dumps(found)}
 
@@ -76,7 +78,7 @@ def plain(record: Record) -> Record:
     """The record with every field a checkpoint left packed decoded, in place."""
     for field in PACKED_FIELDS:
         found = record.get(field)
-        if found.__class__ is bytes:
+        if found.__class__ in BLOB_TYPES:
             record[field] = marshal.loads(found)
     return record
 
@@ -247,7 +249,7 @@ class BucketState:
                 if found.__class__ is bytes:
                     done += len(found)
                     self._blocks[start] = marshal.loads(found)
-            elif start in self.fine and self.fine[start]["s"].__class__ is bytes:
+            elif start in self.fine and self.fine[start]["s"].__class__ in BLOB_TYPES:
                 done += len(self.fine[start]["s"])
                 scoped(self.fine[start])
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import gc
 import logging
 import marshal
+import mmap
 import os
 import signal
 import sys
@@ -47,12 +48,13 @@ import orjson
 from faust.stores import memory
 from faust.types import TP
 
+from stream.buckets import BLOB_TYPES, PACKED_FIELDS
 from stream.pipeline import freeze_if_large, gc_paused
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3  # 3: bucket scopes packed, sums kept; 2: the live index kept; 1: records only
-READ_FORMATS = (1, 2, 3)
+FORMAT = 4  # 4: packed fields after the body; 3: packed fields in it, sums kept; 2: the live
+READ_FORMATS = (1, 2, 3, 4)  # index kept; 1: records only
 SUFFIX = ".ckpt"
 # The body is what the partition's state gives (``BucketState.checkpoint_body``): its
 # records, with each bucket's scopes (and each closed contact's lifecycle events) packed as
@@ -102,6 +104,9 @@ class Checkpoints:
         if topic_id is None:
             log.warning("no checkpoint of %s[%d]: the topic's id is unknown", topic, partition)
             return 0
+        content, blobs = _split_blobs(records)
+        body = marshal.dumps(content)
+        blob_bytes = sum(len(blob) for blob in blobs)
         header = {
             "format": FORMAT,
             "topic": topic,
@@ -111,18 +116,21 @@ class Checkpoints:
             "written_at": self.clock(),
             "records": len(records),
             "body": BODY,
+            "body_bytes": len(body),
+            "blob_bytes": blob_bytes,
         }
-        body = marshal.dumps(dict(records))
         target = self.path(topic, partition)
         target.parent.mkdir(parents=True, exist_ok=True)
         scratch = target.with_name(f".{target.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
         with open(scratch, "wb") as out:
             out.write(orjson.dumps(header) + b"\n")
             out.write(body)
+            for blob in blobs:
+                out.write(blob)
             out.flush()
             os.fsync(out.fileno())
         os.replace(scratch, target)
-        return len(body)
+        return len(body) + blob_bytes
 
     def remove_scratch(self, pid: int | None = None, older_than: float | None = None) -> int:
         """Delete half-written files (a writer killed before its rename); return how many.
@@ -148,12 +156,20 @@ class Checkpoints:
         path = self.path(topic, partition)
         try:
             with open(path, "rb") as source:
-                header, body = source.readline(), source.read()
+                # mapped, not read: packed fields stay views of the file (page cache, not heap)
+                # until something decodes them; the mapping outlives the file's replacement
+                mapped = mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ)
         except FileNotFoundError:
             return None
-        except OSError as error:
+        except (OSError, ValueError) as error:  # ValueError: an empty file
             log.warning("checkpoint %s unreadable: %s", path, error)
             return None
+        view = memoryview(mapped)
+        end = mapped.find(b"\n")
+        if end < 0:
+            header, body = view.tobytes(), view[len(view):]
+        else:
+            header, body = view[:end].tobytes(), view[end + 1:]
         reason, found = self._parse(header, body, topic, partition)
         if found is None:
             log.warning("checkpoint %s not used: %s; the changelog is read from its start",
@@ -162,7 +178,7 @@ class Checkpoints:
         return found
 
     def _parse(
-        self, line: bytes, body: bytes, topic: str, partition: int
+        self, line: bytes, body: memoryview, topic: str, partition: int
     ) -> tuple[str, tuple[int, dict[str, Any]] | None]:
         try:
             header = orjson.loads(line)
@@ -180,15 +196,54 @@ class Checkpoints:
         current = self.topic_id(topic)
         if current is None or header.get("topic_id") != current:
             return f"topic id {header.get('topic_id')} is not the topic's ({current})", None
+        size = header.get("body_bytes")
+        blob_bytes = int(header.get("blob_bytes", 0))
+        if size is not None and len(body) != int(size) + blob_bytes:
+            return "its size is not its header's (cut short?)", None
         try:
             with gc_paused():
-                records = marshal.loads(body)
+                records = marshal.loads(body if size is None else body[: int(size)])
+                if size is not None and blob_bytes and isinstance(records, dict):
+                    _join_blobs(records, body[int(size):])
                 freeze_if_large(len(records) if isinstance(records, dict) else 0)
         except (EOFError, ValueError, TypeError):
             return "its records do not parse (cut short?)", None
         if not isinstance(records, dict) or len(records) != header.get("records"):
             return "its record count does not match its header", None
         return "", (int(header["offset"]), records)
+
+
+def _split_blobs(records: Mapping[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+    """The records with each packed field replaced by ``(offset, length)`` of its blob in
+    the list returned beside them (written after the body, in that order)."""
+    content: dict[str, Any] = {}
+    blobs: list[Any] = []
+    at = 0
+    for key, record in records.items():
+        if record.__class__ is dict:
+            for field in PACKED_FIELDS:
+                blob = record.get(field)
+                if blob.__class__ in BLOB_TYPES:
+                    if record is records[key]:
+                        record = dict(record)  # the state's own record stays as it is
+                    record[field] = (at, len(blob))
+                    blobs.append(blob)
+                    at += len(blob)
+        content[key] = record
+    return content, blobs
+
+
+def _join_blobs(records: dict[str, Any], blobs: memoryview) -> None:
+    """Put each packed field's blob back, as a view of the file (``_split_blobs``)."""
+    for record in records.values():
+        if record.__class__ is dict:
+            for field in PACKED_FIELDS:
+                ref = record.get(field)
+                if ref.__class__ is tuple:
+                    at, length = ref
+                    if at + length > len(blobs):
+                        raise ValueError("a packed field is past the end of the file")
+                    record[field] = blobs[at:at + length]
 
 
 class CheckpointStore(memory.Store[bytes, bytes]):

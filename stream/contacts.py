@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream import aggregates, lifecycle
-from stream.buckets import LIVE_KEY, BucketState, Horizons, Record, packed, scoped, split_span
+from stream.buckets import BLOB_TYPES, LIVE_KEY, BucketState, Horizons, Record, packed, scoped, split_span
 from stream.lanes import CROSS_LANES, MAIN, agent_lane, lane, wanted
 from stream.lifecycle import Fact, Rules
 from stream.models import AGENT_TYPES, CUSTOMER_TYPES, Event
@@ -133,7 +133,7 @@ class ContactState(BucketState):
         record = self._record(key, {"e": [], "last": event.ts})
         if record["o"] >= offset:
             return
-        if record["e"].__class__ is bytes:  # a closed contact as a checkpoint left it
+        if record["e"].__class__ in BLOB_TYPES:  # a closed contact as a checkpoint left it
             record["e"] = marshal.loads(record["e"])
         if _took(record, event.event_id):
             self.count("duplicates")

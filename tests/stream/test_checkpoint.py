@@ -238,7 +238,7 @@ def test_a_restart_decodes_only_the_buckets_it_reads_and_takes_block_sums_made_o
     from ccpulse.simulator.defaults import default_scenario
     from ccpulse.simulator.engine import generate
     from stream import buckets
-    from stream.buckets import BLOCK_SECONDS, ROLLING, SUMS_KEY
+    from stream.buckets import BLOB_TYPES, BLOCK_SECONDS, ROLLING, SUMS_KEY
     from stream.contacts import ContactState
     from stream.pipeline import Pipeline
     from tests.stream.harness import T0, settings
@@ -269,7 +269,7 @@ def test_a_restart_decodes_only_the_buckets_it_reads_and_takes_block_sums_made_o
         return loaded
 
     def still_packed(loaded: ContactState) -> int:
-        return sum(isinstance(b["s"], bytes) for b in [*loaded.fine.values(), *loaded.intervals.values()])
+        return sum(isinstance(b["s"], BLOB_TYPES) for b in [*loaded.fine.values(), *loaded.intervals.values()])
 
     loaded = load(fresh())
     assert still_packed(loaded) == len(loaded.fine) + len(loaded.intervals)
@@ -277,7 +277,7 @@ def test_a_restart_decodes_only_the_buckets_it_reads_and_takes_block_sums_made_o
     assert loaded.window_partials(wm) == before
     assert still_packed(loaded) >= len(loaded.fine) // 2, "the blocks' buckets stay packed"
     closed = [r for k, r in loaded.records.items() if k.split("|")[1] == "c" and r.get("closed")]
-    assert closed and all(isinstance(r["e"], bytes) for r in closed), "closed contacts' events stay packed"
+    assert closed and all(isinstance(r["e"], BLOB_TYPES) for r in closed), "closed contacts' events stay packed"
     assert unpacked(loaded.records) == state.records
     # each read of the windows decodes a little more of what their next move reads: here one
     # blob a read, until every block and edge bucket is decoded; the windows never change
@@ -293,7 +293,7 @@ def test_a_restart_decodes_only_the_buckets_it_reads_and_takes_block_sums_made_o
     assert warming.window_partials(moved) == state.window_partials(moved)
     # more events after the restart: the same as the worker that never stopped
     again = Pipeline(settings(), store_items=lambda p: iter(fresh().items()))
-    packed_before = {k for k, r in fresh().items() if isinstance(r.get("e"), bytes)}
+    packed_before = {k for k, r in fresh().items() if isinstance(r.get("e"), BLOB_TYPES)}
     again.process(encoded[cut:])
     took = [k for k in packed_before if isinstance(again.contact_state(0).records.get(k, {}).get("e"), list)]
     assert took, "a closed contact left packed took an event after the restart"
@@ -409,3 +409,36 @@ def test_stopping_a_background_writer_removes_what_it_left_half_written(tmp_path
     background.stop()  # as a graceful stop does before its own checkpoint
     assert background.pid is None
     assert not list((tmp_path / TOPIC).glob(".*.tmp"))
+
+
+def test_packed_fields_are_written_after_the_body_and_read_back_as_views_of_the_file(tmp_path: Path) -> None:
+    """A packed field comes back as a view of the mapped file, equal to what was written; a
+    file cut short in its blobs, or one packed field pointing past its end, is not used."""
+    from stream.buckets import packed, plain
+
+    cp = checkpoints(tmp_path)
+    scopes = {"all": {"offered": 3.0}, "queue:billing": {"offered": 1.0}}
+    records = {**RECORDS, "1|b|1700000030": packed({"o": 12, "s": scopes})}
+    cp.write(TOPIC, 1, 41, records)
+    found = cp.read(TOPIC, 1)
+    assert found is not None and found[0] == 41
+    field = found[1]["1|b|1700000030"]["s"]
+    assert isinstance(field, memoryview) and bytes(field) == records["1|b|1700000030"]["s"]
+    assert plain(found[1]["1|b|1700000030"]) == {"o": 12, "s": scopes}
+    assert {k: v for k, v in found[1].items() if k != "1|b|1700000030"} == RECORDS
+    path = cp.path(TOPIC, 1)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-1])
+    assert cp.read(TOPIC, 1) is None
+    header, _, rest = whole.partition(b"\n")
+    meta = orjson.loads(header)
+    body = marshal.loads(rest[: meta["body_bytes"]])
+    body["1|b|1700000030"]["s"] = (0, meta["blob_bytes"] + 1)  # past the end
+    changed = marshal.dumps(body)
+    path.write_bytes(orjson.dumps({**meta, "body_bytes": len(changed)}) + b"\n" + changed + rest[meta["body_bytes"]:])
+    assert cp.read(TOPIC, 1) is None
+    # a format 3 file kept its blobs inside the body: still read
+    inline = marshal.dumps(records)
+    path.write_bytes(orjson.dumps({**meta, "format": 3, "body_bytes": None, "blob_bytes": 0}) + b"\n" + inline)
+    again = cp.read(TOPIC, 1)
+    assert again is not None and again[1]["1|b|1700000030"]["s"] == records["1|b|1700000030"]["s"]
