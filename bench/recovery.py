@@ -278,3 +278,13 @@ def extrapolate_checkpoint(result: dict[str, Any], one: dict[str, Any], scaled: 
 
 if __name__ == "__main__":  # one timed load in this process (``repeated_load``)
     print(json.dumps(checkpoint_load(Path(sys.argv[1]), int(sys.argv[2]))))
+
+
+def extrapolate_crash(result: dict[str, Any], checkpoint_seconds: float, interval: float,
+                      events_per_second: float = 1000.0) -> float:
+    """Recovery seconds after a crash (SIGKILL) for one hour at ``events_per_second``, the
+    last background checkpoint a whole ``interval`` old: the checkpoint restart, plus the
+    changelog written since it restored at the measured rate. Every record written in that
+    interval counts (none compacted yet), at the measured records written per event."""
+    written = result["changelog_records_written"] / result["events"] * events_per_second * interval
+    return float(checkpoint_seconds + written / result["changelog_records_per_second"])

@@ -25,6 +25,7 @@ from bench import changelog, contenders, dataset, freshness, machine, memory, pr
 from bench.kafka import create_topic, delete_run_leftovers, produce, wait_for_topic
 from bench.report import render
 from bench.worker import ROOT, wait_caught_up
+from stream.settings import Settings
 
 BENCHMARKS = (
     "throughput", "scaleout", "publish", "changelog", "freshness", "replay", "recovery", "memory", "soak", "profile"
@@ -206,6 +207,10 @@ class Suite:
         scaled = recovery.repeated_load(kept, copies, self.size["recovery_load_repeats"])
         out["checkpoint_load_one"], out["checkpoint_load_scaled"] = one, scaled
         out["extrapolated_1k_per_second_seconds"] = recovery.extrapolate_checkpoint(out, one, scaled)
+        out["checkpoint_interval_seconds"] = Settings().checkpoint_interval_seconds
+        out["extrapolated_1k_per_second_crash_seconds"] = recovery.extrapolate_crash(
+            out, out["extrapolated_1k_per_second_seconds"], out["checkpoint_interval_seconds"]
+        )
         return out
 
     def memory(self) -> dict[str, Any]:
