@@ -86,6 +86,10 @@ def test_restarts_from_checkpoints_and_the_changelog_after_them_lose_and_double_
         if stop == "term":
             worker.stop()
         else:
+            # a restart from checkpoints can reach 75 % within the first checkpoint interval:
+            # the kill waits for one background checkpoint, so there is one to restart from
+            wait_for(lambda w=worker: "checkpoints written in the background" in w.log_path.read_text(),
+                     timeout=30, interval=0.1, message="a background checkpoint before the kill")
             worker.kill()
     final = worker_factory(env, name="final")
     _wait_equal(env, want, [final])
