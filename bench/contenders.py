@@ -73,11 +73,11 @@ def limit(topic: str, count: int, work: Path, group: str, timeout: float) -> dic
     )
 
 
-def floor(topic: str, count: int, work: Path, app_id: str, timeout: float, prompt: bool = False) -> dict[str, Any]:
-    """The Faust floor (``prompt``: with ccpulse's prompt delivery, stream/delivery.py)."""
-    name = "floor-prompt" if prompt else "floor"
-    args = [topic, str(count), str(work / f"{name}.json"), str(work / f"{name}-data"), app_id]
-    args += ["prompt"] if prompt else []
+def floor(topic: str, count: int, work: Path, app_id: str, timeout: float, *modes: str) -> dict[str, Any]:
+    """The Faust floor; ``modes``: "prompt" (ccpulse's prompt delivery, stream/delivery.py),
+    "bulk" (ccpulse's batch feed, stream/feed.py)."""
+    name = "-".join(("floor", *modes))
+    args = [topic, str(count), str(work / f"{name}.json"), str(work / f"{name}-data"), app_id, *modes]
     return run_module("bench.floor", args, work / f"{name}.json", work / f"{name}.log", timeout)
 
 

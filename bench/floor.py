@@ -21,10 +21,12 @@ import orjson
 from bench.kafka import BROKER
 from stream.app import worker
 from stream.delivery import prompt_delivery
+from stream.feed import BulkFeed
 
 
 def create_app(
-    topic_name: str, count: int, result_path: str, data_dir: str, app_id: str, prompt: bool = False
+    topic_name: str, count: int, result_path: str, data_dir: str, app_id: str, prompt: bool = False,
+    bulk: bool = False,
 ) -> faust.App:
     """Return the floor app: one raw-bytes topic, one counting agent (``prompt``: see above)."""
     app = faust.App(
@@ -45,17 +47,32 @@ def create_app(
     )
     progress = {"seen": 0, "first": 0.0}
 
-    @app.agent(topic, name="floor", concurrency=1)
-    async def floor(stream: Any) -> None:
-        async for value in stream:
-            orjson.loads(value)
-            progress["seen"] += 1
-            if progress["seen"] == 1:
-                progress["first"] = time.perf_counter()
-            elif progress["seen"] == count:
-                seconds = time.perf_counter() - progress["first"]
-                with open(result_path, "wb") as out:
-                    out.write(orjson.dumps({"events": count, "seconds": seconds}))
+    def seen(value: bytes) -> None:
+        orjson.loads(value)
+        progress["seen"] += 1
+        if progress["seen"] == 1:
+            progress["first"] = time.perf_counter()
+        elif progress["seen"] == count:
+            seconds = time.perf_counter() - progress["first"]
+            with open(result_path, "wb") as out:
+                out.write(orjson.dumps({"events": count, "seconds": seconds}))
+
+    if bulk:
+        feed = BulkFeed(app, topic_name, maxsize=8000)
+        feed.install()
+
+        @app.agent(topic, name="floor", concurrency=1)
+        async def floor_bulk(stream: Any) -> None:
+            async for batch in feed.batches(2000, lambda: 0.05):
+                for message in batch:
+                    seen(message.value)
+                feed.acknowledge(batch)
+    else:
+
+        @app.agent(topic, name="floor", concurrency=1)
+        async def floor(stream: Any) -> None:
+            async for value in stream:
+                seen(value)
 
     if prompt:
         prompt_delivery(app)
@@ -64,7 +81,8 @@ def create_app(
 
 def main(argv: list[str]) -> int:
     topic, count, result_path, data_dir, app_id = argv[0], int(argv[1]), argv[2], argv[3], argv[4]
-    app = create_app(topic, count, result_path, data_dir, app_id, prompt=argv[5:] == ["prompt"])
+    modes = argv[5:]
+    app = create_app(topic, count, result_path, data_dir, app_id, prompt="prompt" in modes, bulk="bulk" in modes)
     sys.argv = [sys.argv[0]]  # faust's command line must not see ours
     # the worker ccpulse runs in (no terminal spinner), so the two differ only in their agents
     worker(app, "WARNING").execute_from_commandline()

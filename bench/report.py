@@ -66,6 +66,7 @@ def _throughput(t: dict[str, Any] | None, s: dict[str, Any] | None) -> list[str]
         "limit": "limit: raw aiokafka + orjson",
         "floor": "framework floor: Faust agent, no state",
         "floor_prompt": "floor with ccpulse's prompt delivery (stream/delivery.py)",
+        "floor_bulk": "floor with prompt delivery and ccpulse's batch feed (stream/feed.py)",
         "peer": "peer: Quix Streams, 15-min sliding KPIs per queue",
     }
     for key, label in names.items():

@@ -118,12 +118,14 @@ class Suite:
         print(f"      limit {out['limit']['rate']:,.0f} events/s", flush=True)
         out["floor"] = contenders.floor(self.topic, n, work, self.name("floor"), timeout)
         print(f"      floor {out['floor']['rate']:,.0f} events/s", flush=True)
-        out["floor_prompt"] = contenders.floor(self.topic, n, work, self.name("floorp"), timeout, prompt=True)
+        out["floor_prompt"] = contenders.floor(self.topic, n, work, self.name("floorp"), timeout, "prompt")
         print(f"      floor, prompt delivery {out['floor_prompt']['rate']:,.0f} events/s", flush=True)
+        out["floor_bulk"] = contenders.floor(self.topic, n, work, self.name("floorb"), timeout, "prompt", "bulk")
+        print(f"      floor, prompt delivery and batch feed {out['floor_bulk']['rate']:,.0f} events/s", flush=True)
         out["peer"] = contenders.peer(self.topic, n, work, self.name("quix"), timeout)
         print(f"      peer  {out['peer']['rate']:,.0f} events/s", flush=True)
         out["ccpulse"] = contenders.ccpulse(self.topic, self.name("tp1"), work, 1, timeout)
-        for base in ("limit", "floor", "floor_prompt", "peer"):
+        for base in ("limit", "floor", "floor_prompt", "floor_bulk", "peer"):
             out[f"ccpulse_over_{base}"] = out["ccpulse"]["rate"] / out[base]["rate"]
         return out
 

@@ -29,6 +29,7 @@ from faust.types import TP
 from stream.batching import within
 from stream.buckets import plain
 from stream.checkpoint import Background, Checkpoints, CheckpointStore, Job, write_job
+from stream.feed import BulkFeed
 from stream.platforms import PlatformFeed, forward
 from stream.runtime import Runtime, release
 from stream.settings import Settings, platform_topic_table
@@ -358,15 +359,18 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
     contact_order = OffsetGuard(app, settings.input_topic, lambda p: pipeline.contact_state(p).meta["o"], probe)
     fact_order = OffsetGuard(app, facts_topic.get_topic_name(), lambda p: pipeline.customer_state(p).meta["o"], probe)
 
+    feed = BulkFeed(app, settings.input_topic, maxsize=max(4096, 2 * settings.batch_size))
+    feed.install()
+
     @app.agent(input_topic, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
-        # take_events is faust.Stream's, not in StreamT
-        wait = within(runtime.batch_wait)  # shorter while keeping up (stream/batching.py)
-        batches = cast("faust.Stream[bytes]", stream).take_events(settings.batch_size, within=wait)
-        async for events in batches:
-            with _Fence(app, epoch, events) as fence:
-                runtime.backlog = backlog(app.consumer, settings.input_topic, fence.events)
+        # the agent's stream subscribes the topic; its messages come in batches through the
+        # feed (stream/feed.py), not one by one through the stream
+        async for messages in feed.batches(settings.batch_size, runtime.batch_wait):
+            with _Fence(app, epoch, messages) as fence:
+                runtime.backlog = backlog(app.consumer, settings.input_topic, fence.messages)
                 await runtime.ingest(await contact_order.admit(fence), fence.current)
+            feed.acknowledge(messages)
 
     @app.agent(facts_topic, name="customers", concurrency=1)
     async def customer_stage(stream: faust.StreamT[bytes]) -> None:
@@ -375,7 +379,7 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
             max(1, settings.batch_size // 20), within=within(runtime.batch_wait)
         )
         async for events in batches:
-            with _Fence(app, epoch, events) as fence:
+            with _Fence(app, epoch, [event.message for event in events]) as fence:
                 await runtime.ingest_facts(await fact_order.admit(fence), fence.current)
 
     @app.task  # type: ignore[untyped-decorator]  # faust's TaskArg is an unparameterised Awaitable
@@ -409,6 +413,8 @@ def register(app: faust.App, settings: Settings, runtime_factory: Any) -> Runtim
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's SignalHandlerT fits no def
     async def forget(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        for message in feed.drop():  # fetched before the rebalance: the seek back hands them over again
+            _leave_unacknowledged(message)
         # the changelog is complete before the new owner recovers it
         pipeline = runtime.pipeline
         for writer, states, topic in (
@@ -471,7 +477,7 @@ def platform_agent(
         # take_events is faust.Stream's, not in StreamT
         batches = cast("faust.Stream[bytes]", stream).take_events(settings.batch_size, within=settings.batch_seconds)
         async for events in batches:
-            with _Fence(app, epoch, events) as fence:
+            with _Fence(app, epoch, [event.message for event in events]) as fence:
                 await forward(feed, topic, fence.batch(), input_topic, dead_letters)
 
 
@@ -497,12 +503,12 @@ class _Fence:
     committed offsets that ends every rebalance hands them over again.
     """
 
-    def __init__(self, app: faust.App, epoch: Epoch, events: Any) -> None:
+    def __init__(self, app: faust.App, epoch: Epoch, messages: Iterable[Any]) -> None:
         self.app = app
         self.generation = app.consumer_generation_id
         self.rebalances = app.rebalancing_count
         self.settled = self.rebalances == epoch.assigned_at  # no rebalance begun since assignment
-        self.events = list(events)
+        self.messages = list(messages)  # Faust's messages (of raw topics: ``value`` is the bytes)
 
     def current(self) -> bool:
         """True while no rebalance has begun since the batch was handed over."""
@@ -520,21 +526,19 @@ class _Fence:
         """
         fresh = []
         seen: set[tuple[int, int]] = set()
-        for event in self.events:
-            message = event.message
+        for message in self.messages:
             if message.generation_id != self.generation or not self.settled:
                 _leave_unacknowledged(message)  # stale: re-delivered after the rebalance
                 continue
             where = (message.partition, message.offset)
             if where not in seen:
                 seen.add(where)
-                fresh.append((message.partition, message.offset, event.value))
+                fresh.append((message.partition, message.offset, message.value))
         return fresh
 
     def leave(self, where: set[tuple[int, int]]) -> None:
         """Leave these (partition, offset) messages unacknowledged, for a re-read."""
-        for event in self.events:
-            message = event.message
+        for message in self.messages:
             if (message.partition, message.offset) in where:
                 _leave_unacknowledged(message)
 
@@ -549,8 +553,8 @@ class _Fence:
         would then commit offsets whose state was never written.
         """
         if error is not None or not self.current():
-            for event in self.events:
-                _leave_unacknowledged(event.message)
+            for message in self.messages:
+                _leave_unacknowledged(message)
 
 
 def _leave_unacknowledged(message: Any) -> None:
@@ -851,15 +855,14 @@ def kafka_probe(app: faust.App) -> Probe:
     return next_present
 
 
-def backlog(consumer: Any, topic: str, events: Iterable[Any]) -> int:
-    """Messages of ``topic`` already in Kafka after the newest of each partition in ``events``.
+def backlog(consumer: Any, topic: str, messages: Iterable[Any]) -> int:
+    """Messages of ``topic`` already in Kafka after the newest of each partition in ``messages``.
 
     From the high watermarks the consumer learnt at its last fetch; a partition whose high
     watermark is not known yet counts none.
     """
     newest: dict[int, int] = {}
-    for event in events:
-        message = event.message
+    for message in messages:
         if message.offset >= newest.get(message.partition, -1):
             newest[message.partition] = message.offset
     waiting = 0

@@ -29,10 +29,8 @@ def _fence(app: Any, where: list[tuple[int, int]]) -> _Fence:
     epoch.assigned_at = app.rebalancing_count
     events = []
     for partition, offset in where:
-        message = SimpleNamespace(
-            partition=partition, offset=offset, generation_id=app.consumer_generation_id, acked=False
-        )
-        events.append(SimpleNamespace(message=message, value=b"%d/%d" % (partition, offset)))
+        events.append(SimpleNamespace(partition=partition, offset=offset, generation_id=app.consumer_generation_id,
+                                      acked=False, value=b"%d/%d" % (partition, offset)))
     return _Fence(app, epoch, events)
 
 
@@ -64,7 +62,7 @@ def test_a_partition_handed_over_past_its_state_is_re_read_from_the_first_missin
     assert _admit(guard, fence) == [(1, 10), (1, 11)]
     assert asked == [(0, 38)]  # Kafka says offset 38 holds a record: it was skipped, not absent
     assert app.consumer.seeks == [(0, 38)]
-    assert [e.message.acked for e in fence.events] == [True, False, True, False]  # left for the re-read
+    assert [m.acked for m in fence.messages] == [True, False, True, False]  # left for the re-read
     # Faust's gap from 38 on is gone
     assert [(i.begin, i.end) for i in sorted(app.consumer._gap[TP(TOPIC, 0)])] == [(20, 30)]
     assert app.consumer._read_offset[TP(TOPIC, 0)] == 38  # so the re-fetched 38 on is delivered
@@ -83,7 +81,7 @@ def test_a_missing_offset_behind_stale_ones_in_the_same_batch_is_applied_from_th
     fence = _fence(app, [(0, 4990), (1, 10), (0, 4991), (0, 3799), (0, 3800), (1, 11)])
     assert _admit(guard, fence) == [(1, 10), (0, 3799), (0, 3800), (1, 11)]
     assert app.consumer.seeks == [], "the missing offset came: no re-read"
-    assert [e.message.acked for e in fence.events] == [True, False, True, False, False, False]
+    assert [m.acked for m in fence.messages] == [True, False, True, False, False, False]
 
 
 def test_each_re_read_head_behind_the_previous_tail_still_gets_applied() -> None:

@@ -35,13 +35,13 @@ class _Consumer:
         return self.high[tp.partition]
 
 
-def _events(where: list[tuple[int, int]]) -> list[Any]:
-    return [SimpleNamespace(message=SimpleNamespace(partition=p, offset=o)) for p, o in where]
+def _messages(where: list[tuple[int, int]]) -> list[Any]:
+    return [SimpleNamespace(partition=p, offset=o) for p, o in where]
 
 
 def test_backlog_counts_what_kafka_holds_after_each_partition_s_newest_message() -> None:
     consumer = _Consumer({0: 20, 1: 4, 3: None})
-    events = _events([(0, 5), (0, 9), (0, 7), (1, 3), (2, 50), (3, 8)])
+    events = _messages([(0, 5), (0, 9), (0, 7), (1, 3), (2, 50), (3, 8)])
     # partition 0: 10-19 waiting; 1: none; 2 not assigned any more; 3: no fetch answered yet
     assert backlog(consumer, "events", events) == 10
     assert backlog(consumer, "events", []) == 0
