@@ -9,6 +9,7 @@ Method and the latest table: docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -258,7 +259,10 @@ class Suite:
                 self.step(n, name, getattr(self, name))
         finally:
             removed = delete_run_leftovers(self.tag)
-            shutil.rmtree(self.work, ignore_errors=True)
+            if os.environ.get("CCPULSE_BENCH_KEEP_WORK") != "1":  # 1: keep logs and raw profiles
+                shutil.rmtree(self.work, ignore_errors=True)
+            else:
+                print(f"work folder kept: {self.work}", flush=True)
             print(f"cleaned up {removed} topics and Redis keys of run {self.tag}", flush=True)
         self.results["total_seconds"] = round(time.time() - started, 1)
         self.results["machine"]["load_average_at_end"] = machine.load_average()
