@@ -72,3 +72,21 @@ def test_interval_spans_equal_cutting_at_every_bucket_even_across_clock_changes(
         assert all(abs(fast[k] - slow[k]) < 1e-9 for k in slow), zone
         assert pieces[0][0] == start and pieces[-1][1] == start + length
         assert all(a < b for a, b, _ in pieces)
+
+
+def test_remembered_intervals_and_days_equal_working_them_out_every_time() -> None:
+    import random
+
+    rng = random.Random(7)
+    zones = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu"]
+    for name in zones:
+        for interval, reset in ((900, 0), (1800, 2), (900, 5)):  # 02:00 is a skipped hour in spring
+            clock = WindowClock(30, interval, ZoneInfo(name), reset)
+            for around in ("2026-03-08T00:00:00+00:00", "2026-03-29T00:00:00+00:00", "2026-04-05T00:00:00+00:00",
+                           "2026-10-04T00:00:00+00:00", "2026-10-25T00:00:00+00:00", "2026-11-01T00:00:00+00:00"):
+                base = ts(around)
+                walk = [base + step * 37.5 for step in range(6000)]  # two and a half days, in order
+                jumps = [base + rng.uniform(-86400, 3 * 86400) for _ in range(1500)]  # and out of order
+                for t in walk + jumps:
+                    assert clock.interval_start(t) == clock._interval_start(t), (name, interval, t)
+                    assert clock.day_start(t) == clock._day_start(t), (name, reset, t)
