@@ -101,7 +101,7 @@ class Watcher:
                     self._heard_message(message["data"])
         finally:
             with contextlib.suppress(*UNAVAILABLE):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # untyped before redis-py 8
 
     def _heard_message(self, data: bytes | str) -> None:
         try:
