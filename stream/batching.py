@@ -1,5 +1,9 @@
 """A batch wait that follows the worker's backlog: short while it keeps up, longer behind.
 
+The ingest agent's batch feed (stream/feed.py) asks ``Runtime.batch_wait`` itself before
+every batch; the customer stage reads through Faust's ``take_events``, for which this module
+makes the same wait.
+
 ``Stream.take_events(max_, within)`` waits up to ``within`` seconds for a batch to fill,
 counted from when the previous batch was handed back. A short wait makes KPIs fresher (an
 event that arrives while a batch is applied waits for the rest of it, then for the whole
