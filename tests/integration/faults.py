@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
+import redis
 import redis.asyncio as aioredis
 from kafka.partitioner.default import murmur2
 
@@ -103,7 +104,32 @@ def expected_kpis(
     partials = [snapshot.contact_partial(c, wm, wm, 1800.0, -0.05) for c in contacts]
     partials += [snapshot.customer_partial(c, wm, wm) for c in customers]
     return {"watermark": wm, "windows": snapshot.kpis_by_window(partials, wm),
-            "dead_letters": len(dead_letters), "dead_letter_items": dead_letters}
+            "dead_letters": len(dead_letters), "dead_letter_items": dead_letters,
+            "stage2": {c.partition: _stage2_facts(c.watermark, c.meta, c.customers_active(), c.totals())
+                       for c in customers}}
+
+
+def _stage2_facts(wm: Any, meta: dict[str, Any], active: Any, totals: Any) -> dict[str, Any]:
+    """What a stage 2 partition's customer KPIs rest on, for a failure to show."""
+    return {"wm": wm, "o": meta.get("o"), "src": meta.get("src"), "active": active,
+            "totals_all": (totals or {}).get("all")}
+
+
+def published_stage2(env: dict[str, str]) -> dict[str, Any]:
+    """The same of each stage 2 partition, from the partials the workers exchange in Redis."""
+    client = redis.Redis(port=REDIS_PORT)
+    try:
+        raw = client.hgetall(f"{env['CCPULSE_REDIS_PREFIX']}:v1:{env['CCPULSE_APP_ID']}:partials")
+    finally:
+        client.close()
+    out: dict[str, Any] = {}
+    for name, value in sorted(raw.items()):
+        field = name.decode()
+        if field.startswith("customers:") and field.count(":") == 1:
+            head = orjson.loads(value)
+            out[field] = {"wm": head.get("wm"), "at": head.get("at"), "active": head.get("customers_active"),
+                          "totals_all": (head.get("totals") or {}).get("all"), "updated": head.get("updated")}
+    return out
 
 
 def published(env: dict[str, str]) -> dict[str, Any]:

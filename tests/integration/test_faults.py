@@ -21,6 +21,7 @@ from tests.integration.faults import (
     processed,
     produce,
     published,
+    published_stage2,
     rejected,
     simulated_lines,
 )
@@ -35,7 +36,8 @@ def _wait_equal(env: dict[str, str], want: dict[str, Any], workers: list[Any], t
     except AssertionError:
         diffs = differences(published(env), want)
         logs = "\n".join(w.log()[-3000:] for w in workers)
-        raise AssertionError(f"{len(diffs)} differences, first: {diffs[:15]}\n{logs}") from None
+        stage2 = f"stage 2, expected: {want['stage2']}\nstage 2, published partials: {published_stage2(env)}"
+        raise AssertionError(f"{len(diffs)} differences, first: {diffs[:15]}\n{stage2}\n{logs}") from None
 
 
 def _report(name: str, lines: Any, want: dict[str, Any], workers: list[Any]) -> None:
