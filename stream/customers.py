@@ -58,6 +58,9 @@ class CustomerState(BucketState):
             sources = self.meta.setdefault("src", {})
             name = str(fact.get("src", 0))
             sources[name] = max(sources.get(name, reference), reference)
+        if self.meta["o"] < offset and self._made_before(fact):
+            self.count("duplicates")  # re-sent by stage 1: this source's facts got past it already
+            return
         if not self.advance(fact["ts"], offset, reference):
             return
         key = self.key("u", fact["customer_id"])
@@ -73,6 +76,29 @@ class CustomerState(BucketState):
         handler = _HANDLERS.get(fact["kind"])
         if handler is not None:
             handler(self, record, fact, offset)
+
+    def _made_before(self, fact: dict[str, Any]) -> bool:
+        """Say whether a fact was made at or before the last one taken from its source.
+
+        A source partition's facts reach this partition in the order stage 1 made them; it
+        sends a fenced batch's facts again when the batch is re-read, after a rebalance, a
+        few offsets later. Remembering where each source's last fact was made (in the meta
+        record, written last) tells a re-sent fact from a new one, also when the horizon has
+        since forgotten the customer and the ids it held: a batch read at full speed can
+        span more event time than ``contact_horizon_seconds``, and its lifecycle facts
+        were then counted twice in the totals.
+        """
+        at = fact.get("at")
+        if not at:
+            return False
+        source, _, rest = str(at).partition(".")
+        made = [int(part) for part in rest.split(".")]
+        marks = self.meta.setdefault("made", {})
+        last = marks.get(source)
+        if last is not None and made <= last:
+            return True
+        marks[source] = made
+        return False
 
     def _on_contact(self, record: Record, fact: dict[str, Any], offset: int) -> None:
         contact, ts = fact["contact_id"], fact["ts"]

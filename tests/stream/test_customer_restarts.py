@@ -112,3 +112,25 @@ def test_any_interleaving_of_the_source_partitions_gives_the_same_customer_kpis(
         _apply(pipeline, q, list(enumerate(interleaved)))
         watermark = reference.customer_state(q).watermark
         assert _result(pipeline, q, watermark) == _result(reference, q, watermark), (trial, q)
+
+
+def test_facts_re_sent_after_the_horizon_forgot_their_customers_count_once() -> None:
+    """A fenced stage 1 batch is re-sent after other sources moved the horizon past it: its
+    lifecycle-only customers are forgotten by then, and with them the ids that told a
+    repeat. Where each source's last fact was made tells it instead."""
+    overrides = {"contact_horizon_seconds": 900.0}
+    messages = _messages(6.0)
+    for q in range(PARTITIONS):
+        by_source: dict[int, list[list[dict[str, Any]]]] = {}
+        for facts in messages[q]:
+            by_source.setdefault(facts[0]["src"], []).append(facts)
+        interleaved = [m for group in zip(*by_source.values(), strict=False) for m in group]  # sources in step
+        reference = Pipeline(Settings.from_env({}, live=False, **overrides), clock=time.time)
+        _apply(reference, q, list(enumerate(interleaved)))
+        topic = list(interleaved)
+        for k in (len(topic) // 4, len(topic) // 2):  # re-sent once the rest has moved on
+            topic.insert(k + 40, copy.deepcopy(topic[k]))
+        pipeline = Pipeline(Settings.from_env({}, live=False, **overrides), clock=time.time)
+        _apply(pipeline, q, list(enumerate(topic)))
+        watermark = reference.customer_state(q).watermark
+        assert _result(pipeline, q, watermark) == _result(reference, q, watermark), q
