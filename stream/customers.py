@@ -54,13 +54,14 @@ class CustomerState(BucketState):
     def apply(self, fact: dict[str, Any], offset: int) -> None:
         """Apply one customer fact at an offset of the customer-facts topic."""
         reference = fact.get("swm")
-        if self.meta["o"] < offset and reference is not None:
-            sources = self.meta.setdefault("src", {})
-            name = str(fact.get("src", 0))
-            sources[name] = max(sources.get(name, reference), reference)
-        if self.meta["o"] < offset and self._made_before(fact):
-            self.count("duplicates")  # re-sent by stage 1: this source's facts got past it already
-            return
+        if self.meta["o"] < offset:  # not re-read after a restart
+            if reference is not None:
+                sources = self.meta.setdefault("src", {})
+                name = str(fact.get("src", 0))
+                sources[name] = max(sources.get(name, reference), reference)
+            if self._made_before(fact):
+                self.count("duplicates")  # re-sent by stage 1: this source's facts got past it already
+                return
         if not self.advance(fact["ts"], offset, reference):
             return
         key = self.key("u", fact["customer_id"])

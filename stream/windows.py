@@ -32,9 +32,9 @@ class WindowClock:
     interval_seconds: int
     zone: ZoneInfo
     day_reset_hour: int
-    # the last interval and day found, as (from, to, start): most events fall in the same
-    # ones, and each look-up made two datetimes in the zone (~5 % of a worker's time)
-    _last: dict[str, tuple[float, float, int]] = field(default_factory=dict, compare=False, repr=False)
+    # the last interval and day found, as (start, end): most events fall in the same ones,
+    # and each look-up made two datetimes in the zone (~5 % of a worker's time)
+    _last: dict[str, tuple[float, float]] = field(default_factory=dict, compare=False, repr=False)
 
     def bucket_start(self, ts: float) -> int:
         """Return the start (epoch seconds) of the fine bucket holding ``ts``."""
@@ -47,13 +47,13 @@ class WindowClock:
         ``interval_seconds``, when the zone's offset is the same at both ends (no clock
         change inside; a clock change inside an interval is never remembered).
         """
-        low, high, start = self._last.get("interval", _NONE)
-        if low <= ts < high:
-            return start
+        start, end = self._last.get("interval", _NONE)
+        if start <= ts < end:
+            return int(start)
         start = self._interval_start(ts)
         end = start + self.interval_seconds
         if start <= ts < end and _offset(start, self.zone) == _offset(end, self.zone):
-            self._last["interval"] = (start, end, start)
+            self._last["interval"] = (start, end)
         return start
 
     def _interval_start(self, ts: float) -> int:
@@ -94,14 +94,14 @@ class WindowClock:
         start of the day holding its start + 26 h is the next one. A day with a clock change
         in it is never remembered (a reset hour inside a repeated hour starts it twice).
         """
-        low, high, start = self._last.get("day", _NONE)
-        if low <= ts < high:
-            return start
+        start, end = self._last.get("day", _NONE)
+        if start <= ts < end:
+            return int(start)
         start = self._day_start(ts)
         end = self._day_start(start + 26 * 3600)
         if (start <= ts < end and _offset(start, self.zone) == _offset(end, self.zone)
                 and self._day_start(end - 1) == start):
-            self._last["day"] = (start, end, start)
+            self._last["day"] = (start, end)
         return start
 
     def _day_start(self, ts: float) -> int:
@@ -134,7 +134,7 @@ class WindowClock:
         return self.day_start(watermark) - 86400
 
 
-_NONE = (math.inf, -math.inf, 0)  # a span nothing falls in
+_NONE = (math.inf, -math.inf)  # a span nothing falls in
 
 
 def _offset(ts: float, zone: ZoneInfo) -> timedelta | None:

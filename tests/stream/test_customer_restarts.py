@@ -50,9 +50,27 @@ def _land(durable: dict[str, Any], writes: list[Any]) -> None:
             durable[key] = copy.deepcopy(record)
 
 
+def _pipeline(customer_items: Any = None, **overrides: Any) -> Pipeline:
+    return Pipeline(Settings.from_env({}, live=False, **overrides), clock=time.time, customer_items=customer_items)
+
+
 def _restarted(durable: dict[str, Any]) -> Pipeline:
-    settings = Settings.from_env({}, live=False)
-    return Pipeline(settings, clock=time.time, customer_items=lambda p: iter(copy.deepcopy(list(durable.items()))))
+    return _pipeline(lambda p: iter(copy.deepcopy(list(durable.items()))))
+
+
+def _one_pass(topic: list[list[dict[str, Any]]], q: int, **overrides: Any) -> Pipeline:
+    """Partition ``q``'s facts applied in one uninterrupted pass."""
+    pipeline = _pipeline(**overrides)
+    _apply(pipeline, q, list(enumerate(topic)))
+    return pipeline
+
+
+def _by_source(topic: list[list[dict[str, Any]]]) -> dict[int, list[list[dict[str, Any]]]]:
+    """A partition's messages by the input partition that sent them, each in its order."""
+    by_source: dict[int, list[list[dict[str, Any]]]] = {}
+    for facts in topic:
+        by_source.setdefault(facts[0]["src"], []).append(facts)
+    return by_source
 
 
 def _result(pipeline: Pipeline, q: int, watermark: float) -> Any:
@@ -66,8 +84,7 @@ def test_crashes_and_re_sent_facts_leave_customer_totals_and_windows_as_one_pass
     rng = random.Random(11)
     for trial in range(12):
         q = trial % PARTITIONS
-        reference = Pipeline(Settings.from_env({}, live=False), clock=time.time)
-        _apply(reference, q, list(enumerate(messages[q])))
+        reference = _one_pass(messages[q], q)
         topic = list(messages[q])
         for _ in range(rng.randrange(1, 4)):  # a fenced stage 1 batch, re-sent a little later
             k = rng.randrange(len(topic))
@@ -98,18 +115,14 @@ def test_any_interleaving_of_the_source_partitions_gives_the_same_customer_kpis(
     rng = random.Random(5)
     for trial in range(8):
         q = trial % PARTITIONS
-        reference = Pipeline(Settings.from_env({}, live=False), clock=time.time)
-        _apply(reference, q, list(enumerate(messages[q])))
-        by_source: dict[int, list[list[dict[str, Any]]]] = {}
-        for facts in messages[q]:
-            by_source.setdefault(facts[0]["src"], []).append(facts)
+        reference = _one_pass(messages[q], q)
+        by_source = _by_source(messages[q])
         pace = {source: rng.uniform(0.2, 5.0) for source in by_source}  # one source far ahead, another behind
         interleaved: list[list[dict[str, Any]]] = []
         while any(by_source.values()):
             source = rng.choices(list(by_source), weights=[pace[s] * bool(by_source[s]) for s in by_source])[0]
             interleaved.append(by_source[source].pop(0))
-        pipeline = Pipeline(Settings.from_env({}, live=False), clock=time.time)
-        _apply(pipeline, q, list(enumerate(interleaved)))
+        pipeline = _one_pass(interleaved, q)
         watermark = reference.customer_state(q).watermark
         assert _result(pipeline, q, watermark) == _result(reference, q, watermark), (trial, q)
 
@@ -118,19 +131,15 @@ def test_facts_re_sent_after_the_horizon_forgot_their_customers_count_once() -> 
     """A fenced stage 1 batch is re-sent after other sources moved the horizon past it: its
     lifecycle-only customers are forgotten by then, and with them the ids that told a
     repeat. Where each source's last fact was made tells it instead."""
-    overrides = {"contact_horizon_seconds": 900.0}
+    overrides: dict[str, Any] = {"contact_horizon_seconds": 900.0}
     messages = _messages(6.0)
     for q in range(PARTITIONS):
-        by_source: dict[int, list[list[dict[str, Any]]]] = {}
-        for facts in messages[q]:
-            by_source.setdefault(facts[0]["src"], []).append(facts)
+        by_source = _by_source(messages[q])
         interleaved = [m for group in zip(*by_source.values(), strict=False) for m in group]  # sources in step
-        reference = Pipeline(Settings.from_env({}, live=False, **overrides), clock=time.time)
-        _apply(reference, q, list(enumerate(interleaved)))
+        reference = _one_pass(interleaved, q, **overrides)
         topic = list(interleaved)
         for k in (len(topic) // 4, len(topic) // 2):  # re-sent once the rest has moved on
             topic.insert(k + 40, copy.deepcopy(topic[k]))
-        pipeline = Pipeline(Settings.from_env({}, live=False, **overrides), clock=time.time)
-        _apply(pipeline, q, list(enumerate(topic)))
+        pipeline = _one_pass(topic, q, **overrides)
         watermark = reference.customer_state(q).watermark
         assert _result(pipeline, q, watermark) == _result(reference, q, watermark), q
